@@ -1,0 +1,64 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Settings every Swift target of the package shares: Swift 6 mode comes from `swiftLanguageModes`, and
+/// `any` is spelled out on every existential so their cost is visible.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "swift-rabbitmq",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "RabbitMQ", targets: ["RabbitMQ"]),
+        .executable(name: "amqp-bench", targets: ["AMQPBenchmark"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // rabbitmq-c, found through pkg-config; shim.h picks the header layout and wraps variadic calls.
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"]), .brew(["rabbitmq-c"])]
+        ),
+        // The client library. Only the files in RabbitMQ/RabbitMQC import the C module.
+        .target(
+            name: "RabbitMQ",
+            dependencies: [
+                "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The raw rabbitmq-c programs the benchmark measures the Swift library against.
+        .target(
+            name: "CBenchmark",
+            dependencies: ["CRabbitMQ"],
+            linkerSettings: [.linkedLibrary("rabbitmq")]
+        ),
+        .executableTarget(
+            name: "AMQPBenchmark",
+            dependencies: ["RabbitMQ", "CBenchmark"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RabbitMQTests",
+            dependencies: ["RabbitMQ"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RabbitMQIntegrationTests",
+            dependencies: [
+                "RabbitMQ",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+// Placeholder until the C benchmark lands.
+int rmqb_placeholder(void);

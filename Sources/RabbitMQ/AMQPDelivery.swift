@@ -1,0 +1,2 @@
+// Placeholder until the consumer work lands.
+public struct AMQPDelivery: Sendable {}

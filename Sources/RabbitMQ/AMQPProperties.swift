@@ -1,0 +1,2 @@
+// Placeholder until the properties work lands.
+public struct AMQPProperties: Sendable, Hashable { public init() {} }
