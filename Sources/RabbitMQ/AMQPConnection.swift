@@ -1,0 +1,126 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// A connection to a RabbitMQ broker.
+///
+/// ```swift
+/// let connection = try await AMQPConnection.connect(
+///     configuration: try AMQPConfiguration(url: "amqp://guest:guest@127.0.0.1:5672/"), logger: logger)
+/// let channel = try await connection.openChannel()
+/// try await channel.declareQueue("greetings")
+/// try await channel.publish(Data("hello".utf8), routingKey: "greetings")
+/// try await connection.close()
+/// ```
+///
+/// Each connection has its own I/O thread, on which every rabbitmq-c call of the connection runs (the C library is
+/// not thread-safe). The thread keeps heartbeats going while the application is idle or busy, and sends queued
+/// publishes and acknowledgements as soon as they are queued. All methods may be called from any task.
+///
+/// The connection is a swift-service-lifecycle `Service`: ``run()`` returns when the connection ends, and a graceful
+/// shutdown closes it cleanly (consumers cancelled, channels and the connection closed with 200).
+public final class AMQPConnection: Sendable, Service {
+    /// What the client and the broker agreed on during the handshake.
+    public struct Parameters: Sendable, Hashable {
+        /// The heartbeat interval; zero when heartbeats are off.
+        public let heartbeat: Duration
+        /// The largest frame either side sends; bodies larger than this are split into several frames.
+        public let frameMax: UInt32
+        /// The highest channel number.
+        public let channelMax: UInt16
+    }
+
+    let core: ConnectionCore
+    private let running = Mutex(false)
+
+    private init(core: ConnectionCore) {
+        self.core = core
+    }
+
+    /// Connects to a broker and logs in.
+    ///
+    /// - Parameters:
+    ///   - configuration: Where and how to connect.
+    ///   - logger: Where the connection logs (at `info` and below); the library never bootstraps logging.
+    /// - Throws: ``AMQPError`` with code `hostNotFound`, `connectionRefused`, `connectTimeout`, `tlsFailure`,
+    ///   `authenticationFailed` (403), `virtualHostNotAccessible` (530) or `invalidConfiguration`.
+    public static func connect(
+        configuration: AMQPConfiguration, logger: Logger = Logger(label: "rabbitmq")
+    ) async throws -> AMQPConnection {
+        try configuration.validate()
+        let core = try ConnectionCore(configuration: configuration, logger: logger)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let thread = Thread {
+                RabbitMQCConnection.run(core: core, opened: continuation)
+            }
+            thread.name = "amqp-\(configuration.connectionName ?? configuration.host)"
+            thread.start()
+        }
+        return AMQPConnection(core: core)
+    }
+
+    /// Connects to the broker a URL names, such as `amqp://user:password@host:5672/vhost?heartbeat=10`.
+    public static func connect(url: String, logger: Logger = Logger(label: "rabbitmq")) async throws -> AMQPConnection {
+        try await connect(configuration: AMQPConfiguration(url: url), logger: logger)
+    }
+
+    /// The configuration the connection was made with.
+    public var configuration: AMQPConfiguration { core.configuration }
+
+    /// What the handshake negotiated.
+    public var parameters: Parameters { core.parameters }
+
+    /// The broker's properties from `connection.start`: product, version, capabilities, ...
+    public var serverProperties: AMQPTable { core.serverProperties }
+
+    /// Whether the connection is still open.
+    public var isOpen: Bool { core.isOpen }
+
+    /// The broker's reason while it blocks publishing (`connection.blocked`, for instance a memory alarm), else nil.
+    public var blockedReason: String? { core.blockedReason }
+
+    /// Opens a channel (`channel.open`) on the lowest free channel number.
+    public func openChannel() async throws -> AMQPChannel {
+        try await core.request { connection, continuation in
+            connection.openChannel(continuation: continuation)
+        }
+    }
+
+    /// Closes the connection gracefully: cancels every consumer, waits (up to 5 seconds) for outstanding confirms,
+    /// closes every channel and then the connection with 200. Closing a closed connection does nothing.
+    ///
+    /// Deliveries the application has not acknowledged go back to their queues.
+    public func close() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            do {
+                try core.commands.enqueue(.close(continuation))
+            } catch {
+                // The connection already ended: there is nothing left to close.
+                continuation.resume()
+            }
+        }
+    }
+
+    /// Waits until the connection ends, and throws the error it ended with unless the application closed it.
+    public func waitUntilClosed() async throws {
+        try await core.waitUntilEnded()
+    }
+
+    /// Runs the connection as a service: returns when the application closes it, throws when it fails, and closes
+    /// it gracefully on a graceful shutdown. May be called once.
+    public func run() async throws {
+        let alreadyRunning = running.withLock { running in
+            defer { running = true }
+            return running
+        }
+        guard !alreadyRunning else {
+            throw AMQPError(.invalidArgument, "run() of a connection may be called only once")
+        }
+        try await withGracefulShutdownHandler {
+            try await self.core.waitUntilEnded()
+        } onGracefulShutdown: {
+            Task { try? await self.close() }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+/// The deliveries of one consumer, as an `AsyncSequence`.
+///
+/// Returned by ``AMQPChannel/consume(queue:tag:noAck:exclusive:arguments:)``. Iterate it once. It ends normally when
+/// the consumer is cancelled by the application, and throws ``AMQPError`` when the broker cancels the consumer
+/// (`consumerCancelledByBroker`) or the channel or connection fails. Cancelling the iterating task cancels the
+/// consumer; deliveries that arrive after that go back to the queue.
+public struct AMQPConsumer: AsyncSequence, Sendable {
+    /// The sequence's element: one delivery.
+    public typealias Element = AMQPDelivery
+
+    /// The consumer tag, as the broker knows it.
+    public let tag: String
+    /// The channel the consumer runs on.
+    public let channel: AMQPChannel
+    private let stream: AsyncThrowingStream<AMQPDelivery, any Error>
+
+    init(stream: AsyncThrowingStream<AMQPDelivery, any Error>, tag: String, channel: AMQPChannel) {
+        self.stream = stream
+        self.tag = tag
+        self.channel = channel
+    }
+
+    /// Cancels the consumer (`basic.cancel`); the sequence delivers what was already on its way, then ends.
+    public func cancel() async throws {
+        try await channel.cancel(consumerTag: tag)
+    }
+
+    /// Creates the iterator.
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(base: stream.makeAsyncIterator())
+    }
+
+    /// Iterates the deliveries.
+    public struct Iterator: AsyncIteratorProtocol {
+        var base: AsyncThrowingStream<AMQPDelivery, any Error>.Iterator
+
+        /// The next delivery, or nil once the consumer was cancelled.
+        public mutating func next() async throws -> AMQPDelivery? {
+            try await base.next()
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Synchronization
+
+/// The broker's pending answer to one publish on a channel in confirm mode.
+///
+/// ``AMQPChannel/startPublish(_:exchange:routingKey:properties:mandatory:)`` returns one as soon as the message is
+/// handed to the connection, so a publisher can keep many messages in flight and wait for their confirms later:
+///
+/// ```swift
+/// var pending: [AMQPPublishConfirmation] = []
+/// for order in orders {
+///     pending.append(try await channel.startPublish(order, routingKey: "orders"))
+/// }
+/// for confirmation in pending { try await confirmation.wait() }
+/// ```
+public struct AMQPPublishConfirmation: Sendable {
+    let box: ConfirmationBox
+
+    /// Waits for the broker's answer.
+    ///
+    /// - Throws: ``AMQPError`` with code `publishNacked` when the broker refused the message, `messageReturned` when
+    ///   a mandatory message could not be routed, or the channel's or connection's error when it closed before the
+    ///   broker answered (the message may or may not have been taken).
+    public func wait() async throws {
+        try await box.wait()
+    }
+}
+
+/// The shared slot a confirm is settled into by the I/O thread and awaited by the publisher.
+final class ConfirmationBox: Sendable {
+    private enum State {
+        case pending([CheckedContinuation<Void, any Error>])
+        case settled(Result<Void, AMQPError>)
+    }
+
+    private let state = Mutex(State.pending([]))
+
+    func wait() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let result = state.withLock { state -> Result<Void, AMQPError>? in
+                switch state {
+                case .settled(let result):
+                    return result
+                case .pending(var waiters):
+                    waiters.append(continuation)
+                    state = .pending(waiters)
+                    return nil
+                }
+            }
+            if let result { continuation.resume(with: result) }
+        }
+    }
+
+    /// Settles the confirmation; later calls are ignored.
+    func settle(_ result: Result<Void, AMQPError>) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            guard case .pending(let waiters) = state else { return [] }
+            state = .settled(result)
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(with: result) }
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Logging
+import RabbitMQ
+import XCTest
+
+/// How the integration tests reach the broker: `AMQP_URL` (default: the local broker), unique names, time limits,
+/// and failing loudly (never skipping) when `CI` is set and the broker is missing.
+enum TestBroker {
+    static let url = ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/"
+    static let isCI = ProcessInfo.processInfo.environment["CI"] != nil
+
+    static var configuration: AMQPConfiguration {
+        get throws { try AMQPConfiguration(url: url) }
+    }
+
+    static var logger: Logger {
+        var logger = Logger(label: "rabbitmq-tests")
+        logger.logLevel = ProcessInfo.processInfo.environment["AMQP_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+        return logger
+    }
+
+    /// Connects to the test broker; skips the test when it is unreachable outside CI, fails inside CI.
+    static func connect(
+        _ adjust: (inout AMQPConfiguration) -> Void = { _ in }
+    ) async throws -> AMQPConnection {
+        var configuration = try configuration
+        configuration.connectionName = "rabbitmq-tests"
+        adjust(&configuration)
+        do {
+            return try await AMQPConnection.connect(configuration: configuration, logger: logger)
+        } catch let error as AMQPError
+            where !isCI && [.connectionRefused, .hostNotFound, .connectTimeout].contains(error.code)
+        {
+            throw XCTSkip("no RabbitMQ broker at \(url) (set AMQP_URL, or start one): \(error)")
+        }
+    }
+
+    /// A queue or exchange name no other test run uses.
+    static func uniqueName(_ prefix: String) -> String {
+        "test-\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    /// Runs `rabbitmqctl` on the local broker; skips outside CI when it is not installed or `AMQP_URL` is remote.
+    static func rabbitmqctl(_ arguments: String...) throws -> String {
+        let candidates = ["/usr/sbin/rabbitmqctl", "/usr/local/sbin/rabbitmqctl", "/opt/homebrew/sbin/rabbitmqctl"]
+        guard let path = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            if isCI { throw AMQPError(.invalidConfiguration, "rabbitmqctl is not installed") }
+            throw XCTSkip("rabbitmqctl is not installed")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Thrown when a test waited longer than its limit.
+struct TestTimeout: Error, CustomStringConvertible {
+    let seconds: Double
+    let what: String
+    var description: String { "timed out after \(seconds) s waiting for \(what)" }
+}
+
+/// Runs `body`, failing with ``TestTimeout`` if it takes longer than `seconds`: no test waits forever.
+func withTimeout<T: Sendable>(
+    _ seconds: Double, _ what: String = "the operation", _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            throw TestTimeout(seconds: seconds, what: what)
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}
+
+/// Asserts that `body` throws an ``AMQPError`` and returns it for further checks.
+func assertAMQPError<T>(
+    _ body: @autoclosure () async throws -> T, file: StaticString = #filePath, line: UInt = #line
+) async -> AMQPError? {
+    do {
+        _ = try await body()
+        XCTFail("expected an AMQPError, got success", file: file, line: line)
+    } catch let error as AMQPError {
+        return error
+    } catch {
+        XCTFail("expected an AMQPError, got \(error)", file: file, line: line)
+    }
+    return nil
+}
+
+extension AMQPChannel {
+    /// Declares a fresh test queue and returns its name. The broker deletes it two minutes after its last use.
+    func declareTestQueue(_ prefix: String = "queue", arguments: AMQPTable = [:]) async throws -> String {
+        let name = TestBroker.uniqueName(prefix)
+        var arguments = arguments
+        if arguments["x-expires"] == nil { arguments["x-expires"] = .int32(120_000) }
+        _ = try await declareQueue(name, arguments: arguments)
+        return name
+    }
+
+    /// Fetches a message, polling until one arrives or the time limit passes.
+    func waitForMessage(in queue: String, seconds: Double = 5) async throws -> AMQPDelivery {
+        try await withTimeout(seconds, "a message in \(queue)") {
+            while true {
+                if let delivery = try await self.get(queue: queue) { return delivery }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+}
