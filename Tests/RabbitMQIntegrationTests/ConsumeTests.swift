@@ -86,8 +86,8 @@ final class ConsumeTests: XCTestCase {
         // Once cancelled, only settled messages stay gone; the queue would get unacknowledged ones back on close.
         let check = try await connection.openChannel()
         try await channel.close()
-        let observed1 = try await check.declareQueue(queue, passive: true).messageCount
-        XCTAssertEqual(observed1, 0)
+        let ready = try await check.messageCount(in: queue)
+        XCTAssertEqual(ready, 0)
     }
 
     func testNackMultipleRequeuesAll() async throws {
@@ -121,8 +121,8 @@ final class ConsumeTests: XCTestCase {
             return count
         }
         XCTAssertEqual(count, 20)
-        let observed2 = try await channel.declareQueue(queue, passive: true).messageCount
-        XCTAssertEqual(observed2, 0)
+        let ready = try await channel.messageCount(in: queue)
+        XCTAssertEqual(ready, 0)
     }
 
     func testClientCancelEndsTheSequenceNormally() async throws {
@@ -141,8 +141,8 @@ final class ConsumeTests: XCTestCase {
         try await consumer.cancel()
         let count = try await withTimeout(5, "the sequence to end") { try await iteration.value }
         XCTAssertEqual(count, 1)
-        let observed3 = try await channel.declareQueue(queue, passive: true).consumerCount
-        XCTAssertEqual(observed3, 0)
+        let consumers = try await channel.consumerCount(of: queue)
+        XCTAssertEqual(consumers, 0)
     }
 
     func testQueueDeletionCancelsTheConsumerWithAnError() async throws {
@@ -165,19 +165,21 @@ final class ConsumeTests: XCTestCase {
 
     func testExclusiveConsumerLocksOutOthers() async throws {
         let queue = try await channel.declareTestQueue()
-        _ = try await channel.consume(queue: queue, exclusive: true)
+        let exclusive = try await channel.consume(queue: queue, exclusive: true)
         let other = try await connection.openChannel()
         let error = await assertAMQPError(try await other.consume(queue: queue))
         XCTAssertEqual(error?.replyCode, 403)
+        try await exclusive.cancel()
     }
 
     func testConsumerArgumentsReachTheBroker() async throws {
         let queue = try await channel.declareTestQueue()
         // x-priority must be an integer; a string makes the broker refuse, which proves the table is sent.
-        _ = try await channel.consume(queue: queue, arguments: ["x-priority": .int32(5)])
+        let prioritised = try await channel.consume(queue: queue, arguments: ["x-priority": .int32(5)])
         let other = try await connection.openChannel()
         let error = await assertAMQPError(try await other.consume(queue: queue, arguments: ["x-priority": "high"]))
         XCTAssertEqual(error?.replyCode, 406)
+        try await prioritised.cancel()
     }
 
     func testGetReturnsNilOnEmptyQueue() async throws {
@@ -191,6 +193,16 @@ final class ConsumeTests: XCTestCase {
         XCTAssertNil(emptyAgain)
     }
 
+    func testDroppingTheConsumerCancelsIt() async throws {
+        let queue = try await channel.declareTestQueue()
+        _ = try await channel.consume(queue: queue)
+        try await withTimeout(5, "the consumer to go") { [channel] in
+            while try await channel!.consumerCount(of: queue) > 0 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
     func testCancellingTheIteratingTaskCancelsTheConsumer() async throws {
         let queue = try await channel.declareTestQueue()
         let consumer = try await channel.consume(queue: queue)
@@ -200,7 +212,7 @@ final class ConsumeTests: XCTestCase {
         try await Task.sleep(for: .milliseconds(100))
         iteration.cancel()
         try await withTimeout(5, "the consumer to go") { [channel] in
-            while try await channel!.declareQueue(queue, passive: true).consumerCount > 0 {
+            while try await channel!.consumerCount(of: queue) > 0 {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }

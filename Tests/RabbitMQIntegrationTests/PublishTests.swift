@@ -78,8 +78,8 @@ final class PublishTests: XCTestCase {
             confirmations.append(try XCTUnwrap(confirmation))
         }
         for confirmation in confirmations { try await confirmation.wait() }
-        let observed9 = try await channel.declareQueue(queue, passive: true).messageCount
-        XCTAssertEqual(observed9, 500)
+        let confirmed = try await channel.messageCount(in: queue)
+        XCTAssertEqual(confirmed, 500)
     }
 
     func testNackFromRejectPublishOverflowThrows() async throws {
@@ -158,7 +158,7 @@ final class PublishTests: XCTestCase {
             }
             try await group.waitForAll()
         }
-        let observed10 = try await channel.declareQueue(queue, passive: true).messageCount
-        XCTAssertEqual(observed10, 800)
+        let published = try await channel.messageCount(in: queue)
+        XCTAssertEqual(published, 800)
     }
 }

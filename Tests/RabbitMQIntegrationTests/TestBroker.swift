@@ -107,6 +107,16 @@ extension AMQPChannel {
         return name
     }
 
+    /// How many messages are ready in a queue (a passive `queue.declare`).
+    func messageCount(in queue: String) async throws -> UInt32 {
+        try await declareQueue(queue, passive: true).messageCount
+    }
+
+    /// How many consumers a queue has (a passive `queue.declare`).
+    func consumerCount(of queue: String) async throws -> UInt32 {
+        try await declareQueue(queue, passive: true).consumerCount
+    }
+
     /// Fetches a message, polling until one arrives or the time limit passes.
     func waitForMessage(in queue: String, seconds: Double = 5) async throws -> AMQPDelivery {
         try await withTimeout(seconds, "a message in \(queue)") {

@@ -76,21 +76,21 @@ final class TopologyTests: XCTestCase {
         for index in 0..<3 {
             try await channel.publish(Data("\(index)".utf8), exchange: exchange, routingKey: "key")
         }
-        let observed4 = try await channel.declareQueue(queue, passive: true).messageCount
-        XCTAssertEqual(observed4, 3)
-        let observed5 = try await channel.purgeQueue(queue)
-        XCTAssertEqual(observed5, 3)
+        let published = try await channel.messageCount(in: queue)
+        XCTAssertEqual(published, 3)
+        let purged = try await channel.purgeQueue(queue)
+        XCTAssertEqual(purged, 3)
 
         try await channel.unbindQueue(queue, from: exchange, routingKey: "key")
         try await channel.publish(Data("lost".utf8), exchange: exchange, routingKey: "key")
         try await channel.publish(Data("direct".utf8), routingKey: queue)
-        let observed6 = try await channel.declareQueue(queue, passive: true).messageCount
-        XCTAssertEqual(observed6, 1)
-        let observed7 = try await channel.deleteQueue(queue)
-        XCTAssertEqual(observed7, 1)
+        let routedDirectly = try await channel.messageCount(in: queue)
+        XCTAssertEqual(routedDirectly, 1)
+        let deleted = try await channel.deleteQueue(queue)
+        XCTAssertEqual(deleted, 1)
+        try await channel.deleteExchange(exchange)
         let error = await assertAMQPError(try await channel.declareQueue(queue, passive: true))
         XCTAssertEqual(error?.replyCode, 404)
-        try await channel.deleteExchange(exchange)
     }
 
     func testServerNamedExclusiveQueueAndCounts() async throws {
@@ -99,8 +99,8 @@ final class TopologyTests: XCTestCase {
         XCTAssertEqual(info.messageCount, 0)
         XCTAssertEqual(info.consumerCount, 0)
         let consumer = try await channel.consume(queue: info.name)
-        let observed8 = try await channel.declareQueue(info.name, passive: true).consumerCount
-        XCTAssertEqual(observed8, 1)
+        let consumers = try await channel.consumerCount(of: info.name)
+        XCTAssertEqual(consumers, 1)
         try await consumer.cancel()
 
         // Another connection may not touch an exclusive queue.
