@@ -109,3 +109,46 @@ enum RabbitMQCErrors {
             replyCode: close.reply_code, replyText: RabbitMQCBytes.string(close.reply_text), method: method)
     }
 }
+
+/// Entry points for the unit tests, which cannot build rabbitmq-c's structures themselves.
+extension RabbitMQCErrors {
+    /// The error for a broker's `channel.close` with these fields.
+    static func channelCloseForTesting(
+        channel: UInt16, replyCode: UInt16, replyText: String, classID: UInt16, methodID: UInt16
+    ) -> AMQPError {
+        var text = Array(replyText.utf8)
+        return text.withUnsafeMutableBytes { buffer in
+            channelClose(
+                amqp_channel_close_t(
+                    reply_code: replyCode, reply_text: amqp_bytes_t(len: buffer.count, bytes: buffer.baseAddress),
+                    class_id: classID, method_id: methodID),
+                channel: channel)
+        }
+    }
+
+    /// The error for a login refused by a broker's `connection.close` with these fields.
+    static func loginRefusedForTesting(replyCode: UInt16, replyText: String, username: String, virtualHost: String)
+        -> AMQPError
+    {
+        var text = Array(replyText.utf8)
+        return text.withUnsafeMutableBytes { buffer in
+            var close = amqp_connection_close_t(
+                reply_code: replyCode, reply_text: amqp_bytes_t(len: buffer.count, bytes: buffer.baseAddress),
+                class_id: 10, method_id: 40)
+            return withUnsafeMutablePointer(to: &close) { pointer in
+                var reply = amqp_rpc_reply_t()
+                reply.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION
+                reply.reply = amqp_method_t(id: AMQP_CONNECTION_CLOSE_METHOD, decoded: UnsafeMutableRawPointer(pointer))
+                return login(reply, username: username, virtualHost: virtualHost)
+            }
+        }
+    }
+
+    /// The error for a login that failed inside rabbitmq-c with `status`.
+    static func loginFailedForTesting(status: Int32) -> AMQPError {
+        var reply = amqp_rpc_reply_t()
+        reply.reply_type = AMQP_RESPONSE_LIBRARY_EXCEPTION
+        reply.library_error = status
+        return login(reply, username: "user", virtualHost: "/")
+    }
+}
