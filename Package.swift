@@ -13,10 +13,16 @@ let package = Package(
     products: [
         .library(name: "RabbitMQ", targets: ["RabbitMQ"]),
         .executable(name: "amqp-bench", targets: ["AMQPBenchmark"]),
+        .library(name: "PaymentService", targets: ["PaymentService"]),
+        .executable(name: "consumer", targets: ["PaymentConsumer"]),
+        .executable(name: "producer", targets: ["PaymentProducer"]),
+        .executable(name: "payment-bench", targets: ["PaymentBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // rabbitmq-c, found through pkg-config; shim.h picks the header layout and wraps variadic calls.
@@ -46,6 +52,42 @@ let package = Package(
             dependencies: ["RabbitMQ", "CBenchmark"],
             swiftSettings: swiftSettings
         ),
+        // The payment service: events, client registry, retry policy, handlers and topology.
+        .target(
+            name: "PaymentService",
+            dependencies: [
+                "RabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // What both command-line tools share: connection and logging options.
+        .target(
+            name: "PaymentCommandLine",
+            dependencies: [
+                "PaymentService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "PaymentConsumer",
+            dependencies: ["PaymentCommandLine", "PaymentService"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "PaymentProducer",
+            dependencies: ["PaymentCommandLine", "PaymentService"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "PaymentBenchmark",
+            dependencies: ["PaymentCommandLine", "PaymentService"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RabbitMQTests",
             dependencies: ["RabbitMQ"],
@@ -57,6 +99,17 @@ let package = Package(
                 "RabbitMQ",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PaymentServiceTests",
+            dependencies: ["PaymentService"],
+            swiftSettings: swiftSettings
+        ),
+        // Runs the built consumer and producer as processes against the local broker.
+        .testTarget(
+            name: "PaymentServiceIntegrationTests",
+            dependencies: ["PaymentService", "PaymentConsumer", "PaymentProducer"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -146,7 +146,7 @@ final class RabbitMQCConnection {
         }
         core.didOpen(parameters: parameters, serverProperties: serverProperties)
         connection.logger[metadataKey: "amqp.connection"] = "\(configuration.host):\(configuration.port)"
-        connection.logger.info(
+        connection.logger.debug(
             "AMQP connection open",
             metadata: [
                 "amqp.heartbeat": "\(parameters.heartbeat)", "amqp.frame_max": "\(parameters.frameMax)",
@@ -529,7 +529,7 @@ final class RabbitMQCConnection {
             waiters.append(continuation)
             phase = .closing(deadline: deadline, channelsClosed: channelsClosed, waiters: waiters)
         case .open:
-            logger.info("closing the AMQP connection")
+            logger.debug("closing the AMQP connection")
             phase = .closing(deadline: .now + Self.closeTimeout, channelsClosed: false, waiters: [continuation])
             for channel in channels.values {
                 for tag in channel.consumers.keys {
@@ -562,7 +562,7 @@ final class RabbitMQCConnection {
         finish(
             error: AMQPError(.connectionClosed, "the connection was closed by the application"), consumerError: nil)
         core.didEnd(with: nil)
-        logger.info("AMQP connection closed")
+        logger.debug("AMQP connection closed")
         for waiter in waiters { waiter.resume() }
     }
 }

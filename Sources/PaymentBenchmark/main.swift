@@ -1,0 +1,2 @@
+// Placeholder until the payment benchmark lands.
+print("payment-bench")

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Logging
+import PaymentCommandLine
+import PaymentService
+import ServiceLifecycle
+
+/// `consumer`: the payment service. Everything it does lives in PaymentService; this only reads options.
+@main
+struct Consumer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Consumes client registrations and payments; retries payments of unknown clients with a delay.",
+        discussion: """
+            Declares its durable topology, consumes clients-processor, payment-processor and payment-reprocessor with \
+            manual acknowledgements, and publishes outcomes to the payment-events exchange. A payment of an unknown \
+            client is retried after attempt × --retry-step (at most --max-delay), --max-attempts times, then parked \
+            in payment-parking-lot. SIGINT or SIGTERM stop it cleanly.
+            """)
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "How retries are delayed: auto (the plugin if the broker has it, else TTL queues), plugin, or ttl.")
+    var delayMode: DelayMode = .auto
+
+    @Option(help: "The delay added per retry, such as 1s or 250ms.")
+    var retryStep = DurationArgument(.seconds(1))
+
+    @Option(help: "The longest retry delay.")
+    var maxDelay = DurationArgument(.seconds(10))
+
+    @Option(help: "How many delayed retries a payment of an unknown client gets before it is parked.")
+    var maxAttempts = 10
+
+    @Option(help: "Unacknowledged deliveries per queue.")
+    var prefetch: UInt16 = 100
+
+    @Option(help: "Deliveries of one queue handled at once.")
+    var concurrency = 32
+
+    @Option(help: "How often a summary of the counters is logged (0s: never).")
+    var summaryInterval = DurationArgument(.seconds(30))
+
+    func validate() throws {
+        guard maxAttempts >= 0 else { throw ValidationError("--max-attempts cannot be negative") }
+        guard retryStep.duration > .zero else { throw ValidationError("--retry-step must be positive") }
+        guard maxDelay.duration >= retryStep.duration else {
+            throw ValidationError("--max-delay must be at least --retry-step")
+        }
+        guard prefetch > 0 else { throw ValidationError("--prefetch must be at least 1") }
+        guard concurrency > 0 else { throw ValidationError("--concurrency must be at least 1") }
+    }
+
+    func run() async throws {
+        let logger = connection.bootstrapLogging(label: "consumer")
+        let service = PaymentConsumerService(
+            configuration: PaymentConsumerConfiguration(
+                connection: try connection.configuration(),
+                policy: RetryPolicy(step: retryStep.duration, maxDelay: maxDelay.duration, maxAttempts: maxAttempts),
+                delayMode: delayMode, topology: PaymentTopology(prefix: connection.namePrefix), prefetch: prefetch,
+                concurrency: concurrency, summaryInterval: summaryInterval.duration),
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+extension DelayMode: ExpressibleByArgument {}

@@ -1,0 +1,235 @@
+import Foundation
+import Logging
+import RabbitMQ
+import ServiceLifecycle
+import Synchronization
+
+/// How the payment consumer runs.
+public struct PaymentConsumerConfiguration: Sendable {
+    /// Where the broker is.
+    public var connection: AMQPConfiguration
+    /// When to retry payments of unknown clients, and when to park them.
+    public var policy: RetryPolicy
+    /// How delayed retries are made.
+    public var delayMode: DelayMode
+    /// The names of queues and exchanges.
+    public var topology: PaymentTopology
+    /// The prefetch of each of the three consumers (default 100).
+    public var prefetch: UInt16
+    /// How many deliveries of one queue are handled at once (default 32).
+    public var concurrency: Int
+    /// How often the counters are summed up in the log (default 30 s); zero turns the summary off.
+    public var summaryInterval: Duration
+
+    /// Creates a configuration; every parameter but the connection has a default.
+    public init(
+        connection: AMQPConfiguration, policy: RetryPolicy = RetryPolicy(), delayMode: DelayMode = .auto,
+        topology: PaymentTopology = PaymentTopology(), prefetch: UInt16 = 100, concurrency: Int = 32,
+        summaryInterval: Duration = .seconds(30)
+    ) {
+        self.connection = connection
+        self.policy = policy
+        self.delayMode = delayMode
+        self.topology = topology
+        self.prefetch = prefetch
+        self.concurrency = concurrency
+        self.summaryInterval = summaryInterval
+    }
+}
+
+/// The payment consumer: declares the topology, consumes the three queues and handles their deliveries, until a
+/// graceful shutdown.
+///
+/// It uses two connections: one consumes, the other publishes with confirms (outcomes, retries, parked messages),
+/// so that publishing back-pressure never stalls the deliveries. On a graceful shutdown (SIGTERM, SIGINT) it stops
+/// taking deliveries, lets the handlers already running finish and acknowledge, and closes both connections; every
+/// delivery not handled yet goes back to its queue.
+public final class PaymentConsumerService: Service {
+    private let configuration: PaymentConsumerConfiguration
+    private let logger: Logger
+    /// The service's counters.
+    public let metrics: PaymentMetrics
+    /// The clients the service knows.
+    public let registry = ClientRegistry()
+    private let ledger = PaymentLedger()
+    private let stopping = Mutex(false)
+
+    /// Creates the service.
+    public init(configuration: PaymentConsumerConfiguration, metrics: PaymentMetrics = PaymentMetrics(), logger: Logger) {
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Runs until a graceful shutdown; throws when the broker or the topology fails.
+    public func run() async throws {
+        try configuration.policy.validate()
+        guard configuration.concurrency >= 1 else {
+            throw PaymentServiceError("the concurrency must be at least 1, not \(configuration.concurrency)")
+        }
+        let mode = try await resolveDelayMode()
+        let topology = configuration.topology
+
+        var consuming = configuration.connection
+        consuming.connectionName = "payment-consumer"
+        var publishing = configuration.connection
+        publishing.connectionName = "payment-consumer-publisher"
+        let consumeConnection = try await AMQPConnection.connect(configuration: consuming, logger: logger)
+        let publishConnection: AMQPConnection
+        do {
+            publishConnection = try await AMQPConnection.connect(configuration: publishing, logger: logger)
+        } catch {
+            try? await consumeConnection.close()
+            throw error
+        }
+
+        do {
+            let setup = try await consumeConnection.openChannel()
+            try await topology.declareCommon(on: setup)
+            switch mode {
+            case .plugin: try await topology.declarePluginDelay(on: setup)
+            case .ttl: try await topology.declareTTLDelay(on: setup, levels: configuration.policy.delayLevels)
+            }
+            try await setup.close()
+
+            let publishChannel = try await publishConnection.openChannel()
+            try await publishChannel.enablePublisherConfirms(maxOutstanding: 1000)
+            let handler = PaymentHandler(
+                registry: registry, ledger: ledger, policy: configuration.policy, topology: topology,
+                publisher: PaymentPublisher(channel: publishChannel, topology: topology, mode: mode),
+                metrics: metrics, logger: logger)
+
+            try await consume(with: handler, on: consumeConnection)
+            logger.info("payment consumer stopped", metadata: ["summary": "\(metrics.snapshot)"])
+        } catch {
+            logger.error("payment consumer failed: \(error)")
+            try? await consumeConnection.close()
+            try? await publishConnection.close()
+            throw error
+        }
+        try await consumeConnection.close()
+        try await publishConnection.close()
+    }
+
+    private func consume(with handler: PaymentHandler, on connection: AMQPConnection) async throws {
+        let topology = configuration.topology
+        var started: [QueueConsumer] = []
+        for queue in [topology.clientsQueue, topology.paymentsQueue, topology.retriesQueue] {
+            let channel = try await connection.openChannel()
+            try await channel.setPrefetch(configuration.prefetch)
+            let consumer = try await channel.consume(queue: queue)
+            let handle: @Sendable (AMQPDelivery) async throws -> Void
+            if queue == topology.clientsQueue {
+                handle = { delivery in try await handler.handleRegistration(delivery) }
+            } else {
+                handle = { delivery in try await handler.handlePayment(delivery, from: queue) }
+            }
+            started.append(QueueConsumer(consumer: consumer, handle: handle))
+        }
+        let consumers = started
+        logger.info(
+            "payment consumer running",
+            metadata: [
+                "queues": "\(topology.clientsQueue), \(topology.paymentsQueue), \(topology.retriesQueue)",
+                "prefetch": "\(configuration.prefetch)",
+            ])
+
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for queueConsumer in consumers {
+                    group.addTask { try await self.drain(queueConsumer.consumer, handle: queueConsumer.handle) }
+                }
+                let summary = Task { await self.logSummaries() }
+                defer { summary.cancel() }
+                try await group.waitForAll()
+            }
+        } onGracefulShutdown: {
+            self.logger.info("shutting down: no new deliveries are taken; running handlers finish")
+            self.stopping.withLock { $0 = true }
+            Task {
+                for queueConsumer in consumers { try? await queueConsumer.consumer.cancel() }
+            }
+        }
+    }
+
+    /// A consumer and the handler of its queue.
+    private struct QueueConsumer: Sendable {
+        let consumer: AMQPConsumer
+        let handle: @Sendable (AMQPDelivery) async throws -> Void
+    }
+
+    /// Handles one consumer's deliveries, at most `concurrency` at once, until the consumer ends.
+    private func drain(_ consumer: AMQPConsumer, handle: @escaping @Sendable (AMQPDelivery) async throws -> Void)
+        async throws
+    {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var running = 0
+            for try await delivery in consumer {
+                // Deliveries already buffered when the shutdown began stay unacknowledged: closing the channel
+                // hands them back to the broker, as if they had never arrived.
+                if stopping.withLock({ $0 }) { continue }
+                if running >= configuration.concurrency {
+                    try await group.next()
+                    running -= 1
+                }
+                group.addTask { try await handle(delivery) }
+                running += 1
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    private func logSummaries() async {
+        let interval = configuration.summaryInterval
+        guard interval > .zero else { return }
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            logger.info("summary", metadata: ["summary": "\(metrics.snapshot)", "clients": "\(registry.count)"])
+        }
+    }
+
+    /// Picks the delay mechanism: the plugin's exchange when asked for or available, TTL queues otherwise.
+    ///
+    /// The probe runs on a connection of its own, because a broker without the plugin answers the declaration with
+    /// 503 COMMAND_INVALID and closes the whole connection.
+    private func resolveDelayMode() async throws -> ResolvedDelayMode {
+        if configuration.delayMode == .ttl {
+            logTTLMode(reason: "as asked (--delay-mode ttl)")
+            return .ttl
+        }
+        var probing = configuration.connection
+        probing.connectionName = "payment-consumer-probe"
+        let probe = try await AMQPConnection.connect(configuration: probing, logger: logger)
+        do {
+            let channel = try await probe.openChannel()
+            try await configuration.topology.declarePluginDelay(on: channel)
+            try await probe.close()
+            logger.info(
+                "delay mode: plugin",
+                metadata: ["exchange": "\(configuration.topology.delayedExchange)", "type": "x-delayed-message"])
+            return .plugin
+        } catch let error as AMQPError where error.code == .delayedMessagePluginMissing {
+            guard configuration.delayMode == .auto else {
+                throw PaymentServiceError(
+                    "--delay-mode plugin: the broker lacks the rabbitmq_delayed_message_exchange plugin "
+                        + "(it answered 503 COMMAND_INVALID); enable it, or use --delay-mode ttl or auto")
+            }
+            logTTLMode(reason: "the broker lacks the delayed-message plugin")
+            return .ttl
+        } catch {
+            try? await probe.close()
+            throw error
+        }
+    }
+
+    private func logTTLMode(reason: String) {
+        let levels = configuration.policy.delayLevels.map { configuration.topology.delayQueue(for: $0) }
+        logger.info(
+            "delay mode: ttl",
+            metadata: ["reason": "\(reason)", "delay_queues": "\(levels.joined(separator: ", "))"])
+    }
+}
