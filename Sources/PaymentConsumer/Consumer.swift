@@ -10,10 +10,11 @@ struct Consumer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Consumes client registrations and payments; retries payments of unknown clients with a delay.",
         discussion: """
-            Declares its durable topology, consumes clients-processor, payment-processor and payment-reprocessor with \
-            manual acknowledgements, and publishes outcomes to the payment-events exchange. A payment of an unknown \
-            client is retried after attempt × --retry-step (at most --max-delay), --max-attempts times, then parked \
-            in payment-parking-lot. SIGINT or SIGTERM stop it cleanly.
+            Declares its durable topology, replays the shared client and outcome streams, then consumes \
+            clients-processor, payment-processor and payment-reprocessor with manual acknowledgements and publishes \
+            outcomes to the payment-events exchange. A payment of an unknown client is held up to --hold-time for its \
+            registration, then retried after attempt × --retry-step (at most --max-delay), --max-attempts times, then \
+            parked in payment-parking-lot. Several instances may run side by side. SIGINT or SIGTERM stop it cleanly.
             """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -30,11 +31,17 @@ struct Consumer: AsyncParsableCommand {
     @Option(help: "How many delayed retries a payment of an unknown client gets before it is parked.")
     var maxAttempts = 10
 
-    @Option(help: "Unacknowledged deliveries per queue.")
-    var prefetch: UInt16 = 100
+    @Option(help: "How long a payment of an unknown client is held for its registration before a delayed retry (0s: never held).")
+    var holdTime = DurationArgument(.seconds(5))
 
-    @Option(help: "Deliveries of one queue handled at once.")
-    var concurrency = 32
+    @Option(help: "The most payments held at once; must be below --prefetch.")
+    var maxHeld = 800
+
+    @Option(help: "Unacknowledged deliveries per queue; also bounds the deliveries handled at once.")
+    var prefetch: UInt16 = 1000
+
+    @Option(help: "The kind of work queues: classic, or quorum (replicated, with a delivery limit and dead-lettering to the parking lot).")
+    var queueType: PaymentTopology.QueueType = .classic
 
     @Option(help: "How often a summary of the counters is logged (0s: never).")
     var summaryInterval = DurationArgument(.seconds(30))
@@ -46,7 +53,10 @@ struct Consumer: AsyncParsableCommand {
             throw ValidationError("--max-delay must be at least --retry-step")
         }
         guard prefetch > 0 else { throw ValidationError("--prefetch must be at least 1") }
-        guard concurrency > 0 else { throw ValidationError("--concurrency must be at least 1") }
+        guard maxHeld >= 0 else { throw ValidationError("--max-held cannot be negative") }
+        guard holdTime.duration == .zero || maxHeld < Int(prefetch) else {
+            throw ValidationError("--max-held (\(maxHeld)) must be below --prefetch (\(prefetch))")
+        }
     }
 
     func run() async throws {
@@ -55,8 +65,9 @@ struct Consumer: AsyncParsableCommand {
             configuration: PaymentConsumerConfiguration(
                 connection: try connection.configuration(),
                 policy: RetryPolicy(step: retryStep.duration, maxDelay: maxDelay.duration, maxAttempts: maxAttempts),
-                delayMode: delayMode, topology: PaymentTopology(prefix: connection.namePrefix), prefetch: prefetch,
-                concurrency: concurrency, summaryInterval: summaryInterval.duration),
+                delayMode: delayMode, topology: PaymentTopology(prefix: connection.namePrefix, queueType: queueType),
+                hold: HoldPolicy(time: holdTime.duration, maxHeld: maxHeld), prefetch: prefetch,
+                summaryInterval: summaryInterval.duration),
             logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
@@ -68,3 +79,4 @@ struct Consumer: AsyncParsableCommand {
 }
 
 extension DelayMode: ExpressibleByArgument {}
+extension PaymentTopology.QueueType: ExpressibleByArgument {}

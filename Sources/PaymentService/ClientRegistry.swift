@@ -1,27 +1,111 @@
 import Synchronization
 
-/// The clients this service instance knows, kept in memory.
+/// The clients this instance knows, and the payments waiting for one of them.
 ///
-/// A payment may only be processed once its client is registered. The registry is shared by every handler task.
+/// Registrations come from the shared clients stream, so every instance knows every client. A handler whose payment
+/// belongs to an unknown client may wait here (``waitForRegistration(of:timeout:)``) instead of retrying: it is woken
+/// the moment the registration is read (hold and wake).
 public final class ClientRegistry: Sendable {
-    private let clients = Mutex(Set<String>())
+    /// How a wait for a registration ended.
+    public enum WaitResult: Sendable, Equatable {
+        /// The client was registered.
+        case registered
+        /// The time limit passed first.
+        case expired
+        /// The service is shutting down.
+        case cancelled
+    }
+
+    private struct State {
+        var clients = Set<String>()
+        var waiters: [String: [UInt64: CheckedContinuation<WaitResult, Never>]] = [:]
+        var waiting = 0
+        var nextToken: UInt64 = 0
+        var closed = false
+    }
+
+    private let state = Mutex(State())
 
     /// Creates an empty registry.
     public init() {}
 
-    /// Records a client; returns false when it was already known.
+    /// Records a client and wakes every payment waiting for it; returns false when it was already known.
     @discardableResult
     public func register(_ clientID: String) -> Bool {
-        clients.withLock { $0.insert(clientID).inserted }
+        let (inserted, waiters) = state.withLock { state in
+            let inserted = state.clients.insert(clientID).inserted
+            let waiters = state.waiters.removeValue(forKey: clientID) ?? [:]
+            state.waiting -= waiters.count
+            return (inserted, waiters)
+        }
+        for waiter in waiters.values { waiter.resume(returning: .registered) }
+        return inserted
     }
 
     /// Whether the client is registered.
     public func contains(_ clientID: String) -> Bool {
-        clients.withLock { $0.contains(clientID) }
+        state.withLock { $0.clients.contains(clientID) }
     }
 
     /// How many clients are registered.
     public var count: Int {
-        clients.withLock { $0.count }
+        state.withLock { $0.clients.count }
+    }
+
+    /// How many handlers wait for a registration.
+    public var waitingCount: Int {
+        state.withLock { $0.waiting }
+    }
+
+    /// Waits until the client is registered, at most `timeout`, unless `limit` handlers already wait (then it
+    /// returns `.expired` at once).
+    public func waitForRegistration(of clientID: String, timeout: Duration, limit: Int = .max) async -> WaitResult {
+        await withCheckedContinuation { (continuation: CheckedContinuation<WaitResult, Never>) in
+            let token = state.withLock { state -> UInt64? in
+                if state.clients.contains(clientID) {
+                    continuation.resume(returning: .registered)
+                    return nil
+                }
+                if state.closed {
+                    continuation.resume(returning: .cancelled)
+                    return nil
+                }
+                if state.waiting >= limit {
+                    continuation.resume(returning: .expired)
+                    return nil
+                }
+                state.nextToken += 1
+                state.waiters[clientID, default: [:]][state.nextToken] = continuation
+                state.waiting += 1
+                return state.nextToken
+            }
+            guard let token else { return }
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.end(clientID, token, with: .expired)
+            }
+        }
+    }
+
+    /// Ends every wait with `.cancelled`, now and from now on: the service is shutting down.
+    public func cancelWaits() {
+        let waiters = state.withLock { state in
+            state.closed = true
+            let waiters = state.waiters.values.flatMap(\.values)
+            state.waiters = [:]
+            state.waiting = 0
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: .cancelled) }
+    }
+
+    private func end(_ clientID: String, _ token: UInt64, with result: WaitResult) {
+        let waiter = state.withLock { state -> CheckedContinuation<WaitResult, Never>? in
+            guard let waiter = state.waiters[clientID]?.removeValue(forKey: token) else { return nil }
+            if state.waiters[clientID]?.isEmpty == true { state.waiters[clientID] = nil }
+            state.waiting -= 1
+            return waiter
+        }
+        waiter?.resume(returning: result)
     }
 }

@@ -14,25 +14,26 @@ public struct PaymentConsumerConfiguration: Sendable {
     public var delayMode: DelayMode
     /// The names of queues and exchanges.
     public var topology: PaymentTopology
-    /// The prefetch of each of the three consumers (default 100).
+    /// How payments of unknown clients are held for their registration before a delayed retry.
+    public var hold: HoldPolicy
+    /// The prefetch of each of the three consumers (default 1,000); it also bounds how many deliveries of a queue
+    /// are handled at once, held ones included.
     public var prefetch: UInt16
-    /// How many deliveries of one queue are handled at once (default 32).
-    public var concurrency: Int
     /// How often the counters are summed up in the log (default 30 s); zero turns the summary off.
     public var summaryInterval: Duration
 
     /// Creates a configuration; every parameter but the connection has a default.
     public init(
         connection: AMQPConfiguration, policy: RetryPolicy = RetryPolicy(), delayMode: DelayMode = .auto,
-        topology: PaymentTopology = PaymentTopology(), prefetch: UInt16 = 100, concurrency: Int = 32,
+        topology: PaymentTopology = PaymentTopology(), hold: HoldPolicy = HoldPolicy(), prefetch: UInt16 = 1000,
         summaryInterval: Duration = .seconds(30)
     ) {
         self.connection = connection
         self.policy = policy
         self.delayMode = delayMode
         self.topology = topology
+        self.hold = hold
         self.prefetch = prefetch
-        self.concurrency = concurrency
         self.summaryInterval = summaryInterval
     }
 }
@@ -64,8 +65,9 @@ public final class PaymentConsumerService: Service {
     /// Runs until a graceful shutdown; throws when the broker or the topology fails.
     public func run() async throws {
         try configuration.policy.validate()
-        guard configuration.concurrency >= 1 else {
-            throw PaymentServiceError("the concurrency must be at least 1, not \(configuration.concurrency)")
+        guard configuration.hold.time == .zero || configuration.hold.maxHeld < Int(configuration.prefetch) else {
+            throw PaymentServiceError(
+                "at most \(configuration.hold.maxHeld) held payments need a prefetch above that, not \(configuration.prefetch)")
         }
         let mode = try await resolveDelayMode()
         let topology = configuration.topology
@@ -94,12 +96,34 @@ public final class PaymentConsumerService: Service {
 
             let publishChannel = try await publishConnection.openChannel()
             try await publishChannel.enablePublisherConfirms(maxOutstanding: 1000)
+            let handlerBox = HandlerBox()
+            let clientsLog = StreamLog(
+                name: topology.clientsLog, consumeChannel: try await consumeConnection.openChannel(),
+                publishChannel: publishChannel, logger: logger, onEntry: { handlerBox.handler?.learnRegistration($0) })
+            let outcomesLog = StreamLog(
+                name: topology.outcomesLog, consumeChannel: try await consumeConnection.openChannel(),
+                publishChannel: publishChannel, logger: logger, onEntry: { handlerBox.handler?.learnOutcome($0) })
             let handler = PaymentHandler(
-                registry: registry, ledger: ledger, policy: configuration.policy, topology: topology,
+                registry: registry, ledger: ledger, policy: configuration.policy, hold: configuration.hold,
+                topology: topology,
                 publisher: PaymentPublisher(channel: publishChannel, topology: topology, mode: mode),
-                metrics: metrics, logger: logger)
+                clientsLog: clientsLog, outcomesLog: outcomesLog, metrics: metrics, logger: logger)
+            handlerBox.handler = handler
 
-            try await consume(with: handler, on: consumeConnection)
+            // Replay both streams before taking a payment: a restarted instance must know every client and every
+            // settled payment first.
+            let started = ContinuousClock.now
+            let followers = [try await clientsLog.start(), try await outcomesLog.start()]
+            try await clientsLog.sync()
+            try await outcomesLog.sync()
+            logger.info(
+                "caught up with the shared streams",
+                metadata: [
+                    "clients": "\(registry.count)", "elapsed": "\(ContinuousClock.now - started)",
+                    "streams": "\(topology.clientsLog), \(topology.outcomesLog)",
+                ])
+
+            try await consume(with: handler, on: consumeConnection, followers: followers)
             logger.info("payment consumer stopped", metadata: ["summary": "\(metrics.snapshot)"])
         } catch {
             logger.error("payment consumer failed: \(error)")
@@ -111,7 +135,9 @@ public final class PaymentConsumerService: Service {
         try await publishConnection.close()
     }
 
-    private func consume(with handler: PaymentHandler, on connection: AMQPConnection) async throws {
+    private func consume(
+        with handler: PaymentHandler, on connection: AMQPConnection, followers: [Task<Void, any Error>]
+    ) async throws {
         let topology = configuration.topology
         var started: [QueueConsumer] = []
         for queue in [topology.clientsQueue, topology.paymentsQueue, topology.retriesQueue] {
@@ -135,20 +161,47 @@ public final class PaymentConsumerService: Service {
             ])
 
         try await withGracefulShutdownHandler {
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            try await withThrowingTaskGroup(of: Bool.self) { group in
                 for queueConsumer in consumers {
-                    group.addTask { try await self.drain(queueConsumer.consumer, handle: queueConsumer.handle) }
+                    group.addTask {
+                        try await self.drain(queueConsumer.consumer, handle: queueConsumer.handle)
+                        return true
+                    }
+                }
+                for follower in followers {
+                    group.addTask {
+                        try await follower.value
+                        if !self.stopping.withLock({ $0 }) {
+                            throw PaymentServiceError("a shared stream's consumer ended unexpectedly")
+                        }
+                        return false
+                    }
                 }
                 let summary = Task { await self.logSummaries() }
                 defer { summary.cancel() }
+                var drained = 0
+                while drained < consumers.count, let isDrain = try await group.next() {
+                    if isDrain { drained += 1 }
+                }
+                for follower in followers { follower.cancel() }
                 try await group.waitForAll()
             }
         } onGracefulShutdown: {
             self.logger.info("shutting down: no new deliveries are taken; running handlers finish")
             self.stopping.withLock { $0 = true }
+            self.registry.cancelWaits()
             Task {
                 for queueConsumer in consumers { try? await queueConsumer.consumer.cancel() }
             }
+        }
+    }
+
+    /// Lets the stream followers, created before the handler, reach it once it exists.
+    private final class HandlerBox: Sendable {
+        private let value = Mutex<PaymentHandler?>(nil)
+        var handler: PaymentHandler? {
+            get { value.withLock { $0 } }
+            set { value.withLock { $0 = newValue } }
         }
     }
 
@@ -162,20 +215,15 @@ public final class PaymentConsumerService: Service {
     private func drain(_ consumer: AMQPConsumer, handle: @escaping @Sendable (AMQPDelivery) async throws -> Void)
         async throws
     {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var running = 0
+        // The prefetch bounds how many deliveries are in hand, so it also bounds these tasks; a discarding group
+        // forgets each as it finishes, and a handler's error ends the consumer.
+        try await withThrowingDiscardingTaskGroup { group in
             for try await delivery in consumer {
                 // Deliveries already buffered when the shutdown began stay unacknowledged: closing the channel
                 // hands them back to the broker, as if they had never arrived.
                 if stopping.withLock({ $0 }) { continue }
-                if running >= configuration.concurrency {
-                    try await group.next()
-                    running -= 1
-                }
                 group.addTask { try await handle(delivery) }
-                running += 1
             }
-            try await group.waitForAll()
         }
     }
 
@@ -203,7 +251,10 @@ public final class PaymentConsumerService: Service {
         }
         var probing = configuration.connection
         probing.connectionName = "payment-consumer-probe"
-        let probe = try await AMQPConnection.connect(configuration: probing, logger: logger)
+        // Without the plugin the probe's connection is closed by the broker: expected, so not worth a log line.
+        var quiet = logger
+        quiet.logLevel = .warning
+        let probe = try await AMQPConnection.connect(configuration: probing, logger: quiet)
         do {
             let channel = try await probe.openChannel()
             try await configuration.topology.declarePluginDelay(on: channel)

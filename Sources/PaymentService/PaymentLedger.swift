@@ -1,7 +1,10 @@
 import Synchronization
 
-/// Which payments this instance has settled, so that a duplicate or a redelivery of a payment is acknowledged
-/// without a second outcome.
+/// Which payments have an outcome, so that a duplicate or a redelivery of a payment is acknowledged without a
+/// second outcome.
+///
+/// It learns outcomes from this instance's handlers and, through the shared outcomes stream, from every instance,
+/// including those that ran before this one started.
 ///
 /// Handlers run concurrently, so two copies of one payment can arrive together: ``claim(_:)`` lets one copy through
 /// and makes the other wait until the first is settled (then it is a duplicate) or released (then it may try).

@@ -19,17 +19,19 @@ public final class PaymentMetrics: Sendable {
         public var unreadable = 0
         /// Clients registered.
         public var registered = 0
+        /// Payments held for their registration and woken by it (no retry needed).
+        public var woken = 0
 
         /// One line: `received=… processed=… retried=… parked=… duplicates=… unreadable=… registered=…`.
         public var description: String {
             "received=\(received) processed=\(processed) retried=\(retried) parked=\(parked) "
-                + "duplicates=\(duplicatesSkipped) unreadable=\(unreadable) registered=\(registered)"
+                + "duplicates=\(duplicatesSkipped) unreadable=\(unreadable) registered=\(registered) woken=\(woken)"
         }
     }
 
     /// What a counter counts.
     public enum Event: Sendable, CaseIterable {
-        case received, processed, retried, parked, duplicateSkipped, unreadable, registered
+        case received, processed, retried, parked, duplicateSkipped, unreadable, registered, woken
 
         var label: String {
             switch self {
@@ -40,6 +42,7 @@ public final class PaymentMetrics: Sendable {
             case .duplicateSkipped: "payment_service_duplicates_skipped_total"
             case .unreadable: "payment_service_unreadable_messages_total"
             case .registered: "payment_service_clients_registered_total"
+            case .woken: "payment_service_payments_woken_total"
             }
         }
     }
@@ -64,6 +67,7 @@ public final class PaymentMetrics: Sendable {
             case .duplicateSkipped: snapshot.duplicatesSkipped += 1
             case .unreadable: snapshot.unreadable += 1
             case .registered: snapshot.registered += 1
+            case .woken: snapshot.woken += 1
             }
         }
     }

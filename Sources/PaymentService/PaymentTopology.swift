@@ -12,15 +12,34 @@ import RabbitMQ
 /// payment-delayed          x-delayed-message exchange (x-delayed-type direct) → payment-reprocessor
 /// payment-retry-<ms>ms     without the plugin: one queue per delay, TTL dead-lettering to payment-reprocessor
 /// payment-events           topic exchange: payment.processed, payment.parked
+/// payment-clients-log      stream: every registration, replayed by each instance at start
+/// payment-outcomes-log     stream bound to payment-events: every outcome, replayed at start (7 days kept)
 /// ```
 public struct PaymentTopology: Sendable, Equatable {
+    /// The kind of the work queues.
+    public enum QueueType: String, Sendable, CaseIterable {
+        /// Classic queues on one node.
+        case classic
+        /// Replicated quorum queues, with a delivery limit and dead-lettering to the parking lot.
+        case quorum
+    }
+
     /// A prefix for every name (empty in production).
     public var prefix: String
+    /// The kind of the work queues (classic by default).
+    public var queueType: QueueType
 
     /// Creates the topology, with every name prefixed by `prefix`.
-    public init(prefix: String = "") {
+    public init(prefix: String = "", queueType: QueueType = .classic) {
         self.prefix = prefix
+        self.queueType = queueType
     }
+
+    /// How often a quorum queue delivers a message before dead-lettering it to the parking lot: only crashes and
+    /// rejections count, and the service rejects nothing, so this bounds a message that keeps killing consumers.
+    public static let deliveryLimit: Int32 = 20
+    /// How long the outcomes stream keeps outcomes: the window in which a redelivered payment is recognised.
+    public static let outcomesRetention = "7D"
 
     /// `clients-processor`: client registrations.
     public var clientsQueue: String { prefix + "clients-processor" }
@@ -34,6 +53,10 @@ public struct PaymentTopology: Sendable, Equatable {
     public var delayedExchange: String { prefix + "payment-delayed" }
     /// `payment-events`: the topic exchange outcomes are published to.
     public var eventsExchange: String { prefix + "payment-events" }
+    /// `payment-clients-log`: the stream of every registration.
+    public var clientsLog: String { prefix + "payment-clients-log" }
+    /// `payment-outcomes-log`: the stream of every outcome.
+    public var outcomesLog: String { prefix + "payment-outcomes-log" }
 
     /// The header that carries a parked message's reason.
     public static let parkingReasonHeader = "parking-reason"
@@ -47,12 +70,25 @@ public struct PaymentTopology: Sendable, Equatable {
         prefix + "payment-retry-\(Self.milliseconds(delay))ms"
     }
 
-    /// Declares the queues and the events exchange every mode uses. All are durable.
+    /// Declares the queues, the events exchange and the two streams every mode uses. All are durable.
     public func declareCommon(on channel: AMQPChannel) async throws {
-        for queue in [clientsQueue, paymentsQueue, retriesQueue, parkingLot] {
-            _ = try await channel.declareQueue(queue, durable: true)
+        var workArguments: AMQPTable = [:]
+        var parkingArguments: AMQPTable = [:]
+        if queueType == .quorum {
+            workArguments = [
+                "x-queue-type": "quorum", "x-delivery-limit": .int32(Self.deliveryLimit),
+                "x-dead-letter-exchange": "", "x-dead-letter-routing-key": .string(parkingLot),
+            ]
+            parkingArguments = ["x-queue-type": "quorum"]
+        }
+        _ = try await channel.declareQueue(parkingLot, durable: true, arguments: parkingArguments)
+        for queue in [clientsQueue, paymentsQueue, retriesQueue] {
+            _ = try await channel.declareQueue(queue, durable: true, arguments: workArguments)
         }
         try await channel.declareExchange(eventsExchange, type: .topic, durable: true)
+        try await StreamLog.declare(clientsLog, maxAge: nil, on: channel)
+        try await StreamLog.declare(outcomesLog, maxAge: Self.outcomesRetention, on: channel)
+        try await channel.bindQueue(outcomesLog, to: eventsExchange, routingKey: "payment.#")
     }
 
     /// Declares the delayed-message exchange and binds `payment-reprocessor` to it.
@@ -70,13 +106,18 @@ public struct PaymentTopology: Sendable, Equatable {
     /// delay behind a long one.
     public func declareTTLDelay(on channel: AMQPChannel, levels: [Duration]) async throws {
         for delay in levels {
-            _ = try await channel.declareQueue(
-                delayQueue(for: delay), durable: true,
-                arguments: [
-                    "x-message-ttl": .int64(Int64(Self.milliseconds(delay))),
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": .string(retriesQueue),
-                ])
+            var arguments: AMQPTable = [
+                "x-message-ttl": .int64(Int64(Self.milliseconds(delay))),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": .string(retriesQueue),
+            ]
+            if queueType == .quorum {
+                // Dead-lettering is at-most-once unless the quorum queue is told otherwise (delayed-retry.md §2.1).
+                arguments["x-queue-type"] = "quorum"
+                arguments["x-dead-letter-strategy"] = "at-least-once"
+                arguments["x-overflow"] = "reject-publish"
+            }
+            _ = try await channel.declareQueue(delayQueue(for: delay), durable: true, arguments: arguments)
         }
     }
 

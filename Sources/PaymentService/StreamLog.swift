@@ -1,0 +1,142 @@
+import Foundation
+import Logging
+import RabbitMQ
+import Synchronization
+
+/// A RabbitMQ stream used as a shared, durable log that every instance reads from the start and then follows.
+///
+/// The service keeps two: the client registrations and the payment outcomes. RabbitMQ is then the only store: an
+/// instance that starts (or restarts) replays the log and knows what every other instance knew.
+///
+/// "Caught up" has a precise meaning: ``sync()`` appends a marker of its own to the stream and returns once the
+/// follower has read it, so every entry appended before the call has been seen. That is what an instance waits
+/// for before it consumes payments, and what it does before trusting its ledger about a redelivered payment.
+final class StreamLog: Sendable {
+    /// The stream's name.
+    let name: String
+    private let consumeChannel: AMQPChannel
+    private let publishChannel: AMQPChannel
+    private let logger: Logger
+    private let onEntry: @Sendable (AMQPDelivery) -> Void
+    private let state = Mutex(SyncState())
+
+    /// Marks sync markers, which readers skip.
+    static let markerHeader = "log-marker"
+
+    private struct SyncState {
+        /// The marker on its way through the stream, and who waits for it.
+        var marker: String?
+        var markerWaiters: [CheckedContinuation<Void, any Error>] = []
+        /// Callers that came while a marker was already on its way: they need a later one.
+        var nextWaiters: [CheckedContinuation<Void, any Error>] = []
+        var failure: AMQPError?
+    }
+
+    /// Creates a follower; nothing is read until ``start(prefetch:)``.
+    ///
+    /// - Parameters:
+    ///   - onEntry: Called on every entry (markers excluded), in stream order, from one task.
+    init(
+        name: String, consumeChannel: AMQPChannel, publishChannel: AMQPChannel, logger: Logger,
+        onEntry: @escaping @Sendable (AMQPDelivery) -> Void
+    ) {
+        self.name = name
+        self.consumeChannel = consumeChannel
+        self.publishChannel = publishChannel
+        self.logger = logger
+        self.onEntry = onEntry
+    }
+
+    /// Declares the stream (durable; `maxAge` limits retention, e.g. `7D`).
+    static func declare(_ name: String, maxAge: String?, on channel: AMQPChannel) async throws {
+        var arguments: AMQPTable = ["x-queue-type": "stream"]
+        if let maxAge { arguments["x-max-age"] = .string(maxAge) }
+        _ = try await channel.declareQueue(name, durable: true, arguments: arguments)
+    }
+
+    /// Starts reading from the stream's first entry; returns the task that reads until the consumer ends.
+    func start(prefetch: UInt16 = 1000) async throws -> Task<Void, any Error> {
+        // Streams need a prefetch and manual acknowledgements over AMQP 0-9-1; the acks only grant credit.
+        try await consumeChannel.setPrefetch(prefetch)
+        let consumer = try await consumeChannel.consume(queue: name, arguments: ["x-stream-offset": "first"])
+        return Task {
+            do {
+                for try await delivery in consumer {
+                    if let marker = delivery.properties.headers?[Self.markerHeader]?.stringValue {
+                        markerSeen(marker)
+                    } else {
+                        onEntry(delivery)
+                    }
+                    try await delivery.ack()
+                }
+            } catch {
+                let failure = error as? AMQPError ?? AMQPError(.libraryError, "\(error)")
+                fail(AMQPError(failure.code, "following stream \(name) failed: \(failure.message)"))
+                throw error
+            }
+        }
+    }
+
+    /// Appends an entry to the stream and waits for the broker's confirm.
+    func append(_ body: Data, properties: AMQPProperties) async throws {
+        try await publishChannel.publish(body, routingKey: name, properties: properties, mandatory: true)
+    }
+
+    /// Returns once every entry appended before the call has been read.
+    ///
+    /// Concurrent callers share markers: one marker answers everyone who asked before it was appended.
+    func sync() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let marker = state.withLock { state -> String? in
+                if let failure = state.failure {
+                    continuation.resume(throwing: failure)
+                    return nil
+                }
+                guard state.marker == nil else {
+                    state.nextWaiters.append(continuation)
+                    return nil
+                }
+                let marker = UUID().uuidString
+                state.marker = marker
+                state.markerWaiters = [continuation]
+                return marker
+            }
+            if let marker { appendMarker(marker) }
+        }
+    }
+
+    private func appendMarker(_ marker: String) {
+        Task {
+            do {
+                try await append(Data(), properties: AMQPProperties(headers: [Self.markerHeader: .string(marker)]))
+            } catch {
+                fail(error as? AMQPError ?? AMQPError(.libraryError, "\(error)"))
+            }
+        }
+    }
+
+    private func markerSeen(_ marker: String) {
+        let (waiters, next) = state.withLock { state -> ([CheckedContinuation<Void, any Error>], String?) in
+            guard state.marker == marker else { return ([], nil) }
+            let waiters = state.markerWaiters
+            state.markerWaiters = state.nextWaiters
+            state.nextWaiters = []
+            state.marker = state.markerWaiters.isEmpty ? nil : UUID().uuidString
+            return (waiters, state.marker)
+        }
+        for waiter in waiters { waiter.resume() }
+        if let next { appendMarker(next) }
+    }
+
+    private func fail(_ error: AMQPError) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            state.failure = error
+            let waiters = state.markerWaiters + state.nextWaiters
+            state.markerWaiters = []
+            state.nextWaiters = []
+            state.marker = nil
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(throwing: error) }
+    }
+}
