@@ -268,6 +268,11 @@ public final class AMQPChannel: Sendable {
     ) async throws -> AMQPPublishConfirmation? {
         try Self.validateNames([(exchange, "exchange name"), (routingKey, "routing key")])
         try properties.validate()
+        try state.checkOpen()
+        try core.checkNotRecovering()
+        // While the broker blocks the connection (a resource alarm) publishes wait here, bounded by a timeout;
+        // acknowledgements do not wait, so consumers keep draining queues.
+        try await core.waitWhileBlocked()
         let confirmed = try await state.acquireConfirmSlot()
         let box = confirmed ? ConfirmationBox() : nil
         let request = PublishRequest(
@@ -382,10 +387,14 @@ public final class AMQPChannel: Sendable {
         return try await core.request(body)
     }
 
-    private func acknowledge(deliveryTag: UInt64, multiple: Bool, kind: AcknowledgeRequest.Kind) throws {
+    func acknowledge(
+        deliveryTag: UInt64, multiple: Bool, kind: AcknowledgeRequest.Kind, epoch: UInt64? = nil
+    ) throws {
         try state.checkOpen()
         try core.commands.enqueue(
-            .acknowledge(AcknowledgeRequest(channelID: id, deliveryTag: deliveryTag, multiple: multiple, kind: kind)))
+            .acknowledge(
+                AcknowledgeRequest(
+                    channelID: id, deliveryTag: deliveryTag, multiple: multiple, kind: kind, epoch: epoch)))
     }
 
     // MARK: - Validation

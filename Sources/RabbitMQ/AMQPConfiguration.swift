@@ -65,6 +65,12 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible, Cu
     public var authentication: Authentication
     /// TLS settings; `nil` means plain TCP. Default `nil`.
     public var tls: TLS?
+    /// Whether and how the connection recovers by itself when it fails. Default ``Recovery-swift.struct/enabled(initialDelay:maxDelay:maxAttempts:)``
+    /// with its defaults: retries after 0.5 s, 1 s, 2 s … up to 30 s apart, forever.
+    public var recovery: Recovery = .enabled()
+    /// How long a publish waits while the broker blocks the connection (`connection.blocked`, a resource alarm)
+    /// before it fails with ``AMQPError/Code-swift.struct/timeout``. Default `.seconds(30)`.
+    public var blockedPublishTimeout: Duration = .seconds(30)
 
     /// Creates a configuration; every argument has the default its property documents.
     ///
@@ -284,6 +290,8 @@ extension AMQPConfiguration: CustomReflectable {
                 "connectionName": connectionName as Any,
                 "authentication": authentication,
                 "tls": tls as Any,
+                "recovery": recovery,
+                "blockedPublishTimeout": blockedPublishTimeout,
             ],
             displayStyle: .struct
         )

@@ -78,7 +78,15 @@ public final class AMQPConnection: Sendable, Service {
     public var isOpen: Bool { core.isOpen }
 
     /// The broker's reason while it blocks publishing (`connection.blocked`, for instance a memory alarm), else nil.
+    /// Publishes wait while it is set (at most ``AMQPConfiguration/blockedPublishTimeout``); acknowledgements do not.
     public var blockedReason: String? { core.blockedReason }
+
+    /// Whether the connection is recovering from a failure (see ``AMQPConfiguration/Recovery-swift.struct``).
+    public var isRecovering: Bool { core.isRecovering }
+
+    /// What automatic recovery does: started, attempts that failed, renamed queues, recovered, gave up. The stream
+    /// keeps the newest 256 events nobody has read, and ends when the connection ends. Iterate it from one task.
+    public var recoveryEvents: AsyncStream<AMQPRecoveryEvent> { core.recoveryEvents }
 
     /// Opens a channel (`channel.open`) on the lowest free channel number.
     public func openChannel() async throws -> AMQPChannel {

@@ -25,14 +25,17 @@ public struct AMQPDelivery: Sendable {
     public let remainingMessageCount: UInt32?
     /// The channel the delivery came on; acknowledgements go back through it.
     public let channel: AMQPChannel
+    /// Which connection of the channel the delivery came on (recovery replaces connections).
+    let epoch: UInt64
 
     /// Acknowledges the delivery (`basic.ack`).
     ///
     /// - Parameter multiple: Also acknowledge every earlier unacknowledged delivery of the channel.
     /// - Throws: ``AMQPError`` with code `channelClosed` or `connectionClosed` when the channel is gone (the broker
-    ///   then redelivers the message).
+    ///   then redelivers the message). After an automatic recovery, acknowledging a delivery from the old connection
+    ///   does nothing (it is logged): the broker has already put the message back.
     public func ack(multiple: Bool = false) async throws {
-        try await channel.ack(deliveryTag: deliveryTag, multiple: multiple)
+        try channel.acknowledge(deliveryTag: deliveryTag, multiple: multiple, kind: .ack, epoch: epoch)
     }
 
     /// Refuses the delivery (`basic.nack`), requeueing it or letting the queue dead-letter or drop it.
@@ -41,13 +44,13 @@ public struct AMQPDelivery: Sendable {
     ///   - multiple: Also refuse every earlier unacknowledged delivery of the channel.
     ///   - requeue: Put the message back in its queue (`true`), or dead-letter/drop it (`false`).
     public func nack(multiple: Bool = false, requeue: Bool = true) async throws {
-        try await channel.nack(deliveryTag: deliveryTag, multiple: multiple, requeue: requeue)
+        try channel.acknowledge(deliveryTag: deliveryTag, multiple: multiple, kind: .nack(requeue: requeue), epoch: epoch)
     }
 
     /// Rejects the delivery (`basic.reject`).
     ///
     /// - Parameter requeue: Put the message back in its queue (`true`), or dead-letter/drop it (`false`).
     public func reject(requeue: Bool = true) async throws {
-        try await channel.reject(deliveryTag: deliveryTag, requeue: requeue)
+        try channel.acknowledge(deliveryTag: deliveryTag, multiple: false, kind: .reject(requeue: requeue), epoch: epoch)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RabbitMQ
+import Synchronization
 import XCTest
 
 /// How the integration tests reach the broker: `AMQP_URL` (default: the local broker), unique names, time limits,
@@ -33,6 +34,20 @@ enum TestBroker {
         {
             throw XCTSkip("no RabbitMQ broker at \(url) (set AMQP_URL, or start one): \(error)")
         }
+    }
+
+    /// Closes, on the broker's side, every connection whose name is `connectionName` (`rabbitmqctl
+    /// close_connection`, as an operator would: 320 CONNECTION_FORCED). Returns how many were closed.
+    @discardableResult
+    static func forceClose(connectionNamed connectionName: String) throws -> Int {
+        let listing = try rabbitmqctl("list_connections", "pid", "client_properties", "--no-table-headers", "-q")
+        var closed = 0
+        for line in listing.split(separator: "\n") where line.contains("\"\(connectionName)\"") {
+            guard let pid = line.split(separator: "\t").first ?? line.split(separator: " ").first else { continue }
+            _ = try rabbitmqctl("close_connection", String(pid), "closed by a test")
+            closed += 1
+        }
+        return closed
     }
 
     /// A queue or exchange name no other test run uses.
@@ -68,17 +83,53 @@ struct TestTimeout: Error, CustomStringConvertible {
 }
 
 /// Runs `body`, failing with ``TestTimeout`` if it takes longer than `seconds`: no test waits forever.
+///
+/// The body runs in a task of its own that is cancelled on timeout, and the timeout does not wait for it to end, so
+/// even a body stuck in something that ignores cancellation cannot hang the test.
 func withTimeout<T: Sendable>(
     _ seconds: Double, _ what: String = "the operation", _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            throw TestTimeout(seconds: seconds, what: what)
+    let outcome = OneShot<Result<T, any Error>>()
+    let work = Task {
+        let result: Result<T, any Error>
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        outcome.fulfil(result)
+    }
+    let timer = Task {
+        try? await Task.sleep(for: .seconds(seconds))
+        outcome.fulfil(.failure(TestTimeout(seconds: seconds, what: what)))
+    }
+    let result = await outcome.value
+    work.cancel()
+    timer.cancel()
+    return try result.get()
+}
+
+/// A value set once, awaited by one task.
+final class OneShot<Value: Sendable>: Sendable {
+    private let state = Mutex<(value: Value?, waiter: CheckedContinuation<Value, Never>?)>((nil, nil))
+
+    func fulfil(_ value: Value) {
+        let waiter = state.withLock { state -> CheckedContinuation<Value, Never>? in
+            guard state.value == nil else { return nil }
+            state.value = value
+            defer { state.waiter = nil }
+            return state.waiter
         }
-        defer { group.cancelAll() }
-        return try await group.next()!
+        waiter?.resume(returning: value)
+    }
+
+    var value: Value {
+        get async {
+            await withCheckedContinuation { continuation in
+                let ready = state.withLock { state -> Value? in
+                    if let value = state.value { return value }
+                    state.waiter = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        }
     }
 }
 

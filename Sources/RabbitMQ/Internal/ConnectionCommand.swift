@@ -53,4 +53,6 @@ struct AcknowledgeRequest: Sendable {
     let deliveryTag: UInt64
     let multiple: Bool
     let kind: Kind
+    /// The channel epoch the delivery came in, when known: an acknowledgement from before a recovery is ignored.
+    let epoch: UInt64?
 }

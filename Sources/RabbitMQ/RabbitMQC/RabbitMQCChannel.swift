@@ -20,10 +20,13 @@ final class RabbitMQCChannel {
         let send: () -> Void
     }
 
-    /// A consumer registered by `basic.consume-ok`.
+    /// A consumer registered by `basic.consume-ok`, with what recovery needs to start it again.
     struct Consumer {
         let noAck: Bool
         let sink: AsyncThrowingStream<AMQPDelivery, any Error>.Continuation
+        var queue: String
+        let exclusive: Bool
+        let arguments: AMQPTable
     }
 
     /// What the content frames being assembled belong to.
@@ -67,6 +70,11 @@ final class RabbitMQCChannel {
     var pendingConfirms: [UInt64: PendingConfirm] = [:]
     /// Set once the application asked to close the channel; the broker's `channel.close-ok` completes it.
     var isClosing = false
+    /// Which connection the channel's delivery tags belong to: recovery starts a new epoch, and acknowledgements of
+    /// deliveries from an earlier one are ignored.
+    var epoch: UInt64 = 0
+    /// The prefetch the application set (`basic.qos`), for recovery to set again.
+    var prefetch: (count: UInt16, global: Bool)?
 
     init(id: UInt16, handle: AMQPChannel) {
         self.id = id
@@ -130,6 +138,33 @@ final class RabbitMQCChannel {
         if let tag = candidates.keys.min() {
             pendingConfirms[tag]?.returned = returned
         }
+    }
+
+    /// Fails what was in flight when the connection failed, but keeps the channel, its consumers and its settings
+    /// for recovery. Confirms and replies that were pending fail with `error` (retriable).
+    func interrupt(with error: AMQPError) {
+        let replies = pendingReplies
+        pendingReplies = []
+        for reply in replies { reply.fail(error) }
+        let queued = queuedRequests
+        queuedRequests = []
+        for request in queued { request.fail(error) }
+        let confirms = pendingConfirms
+        pendingConfirms = [:]
+        var released = 0
+        for entry in confirms.values {
+            guard let box = entry.box else { continue }
+            box.settle(.failure(error))
+            released += 1
+        }
+        handle.state.releaseConfirmSlots(released)
+        nextPublishTag = 1
+        lowestUnsettledTag = 1
+        if case .fetched(_, _, _, _, _, let reply) = content?.owner {
+            reply.resume(throwing: error)
+        }
+        content = nil
+        epoch += 1
     }
 
     /// Fails everything waiting on this channel. Consumers end with `consumerError`, or normally when it is nil.

@@ -19,25 +19,32 @@ import Darwin
 /// the heartbeat) let rabbitmq-c send a heartbeat or notice a silent broker. The thread never sleeps on work: a
 /// command wakes the poll at once.
 final class RabbitMQCConnection {
-    private enum Phase {
+    enum Phase {
         case open
         /// Graceful close: consumers are being cancelled and confirms awaited, then channels closed, until the
         /// deadline at the latest.
         case closing(deadline: ContinuousClock.Instant, channelsClosed: Bool, waiters: [CheckedContinuation<Void, any Error>])
+        /// The connection failed and a new one is being made (automatic recovery): no C connection exists.
+        case recovering(cause: AMQPError, attempt: Int, nextAttempt: ContinuousClock.Instant)
         case ended
     }
 
     let core: ConnectionCore
     var logger: Logger
-    let state: amqp_connection_state_t
+    /// The current rabbitmq-c connection; recovery replaces it.
+    var state: amqp_connection_state_t
     /// Scratch memory for the C structures of outgoing methods; recycled after each send.
     let pool: UnsafeMutablePointer<amqp_pool_t>
     var channels: [UInt16: RabbitMQCChannel] = [:]
-    private let socketDescriptor: Int32
-    private let channelMax: UInt16
-    private let tick: Duration
+    /// What the application declared, in order, for recovery to declare again.
+    var topology = RabbitMQCTopology()
+    var socketDescriptor: Int32
+    let channelMax: UInt16
+    var tick: Duration
     private var nextHousekeeping: ContinuousClock.Instant
-    private var phase = Phase.open
+    var phase = Phase.open
+    /// False between a failure that started recovery (which destroyed the C connection) and the next success.
+    var hasLiveState = true
     private var nextChannelHint: UInt16 = 1
 
     /// How long a graceful close waits for consumers to be cancelled and confirms to arrive.
@@ -50,18 +57,35 @@ final class RabbitMQCConnection {
         self.pool = pool
         self.socketDescriptor = amqp_get_sockfd(state)
         self.channelMax = UInt16(clamping: amqp_get_channel_max(state) == 0 ? 65535 : amqp_get_channel_max(state))
-        let heartbeat = amqp_get_heartbeat(state)
-        // A quarter of the heartbeat keeps sends well inside the broker's patience; without heartbeats the tick only
-        // paces graceful-close deadlines.
-        self.tick = heartbeat > 0 ? .milliseconds(max(50, min(1000, Int(heartbeat) * 250))) : .seconds(1)
+        self.tick = Self.tick(for: state)
         self.nextHousekeeping = .now + tick
+    }
+
+    /// A quarter of the heartbeat keeps sends well inside the broker's patience; without heartbeats the tick only
+    /// paces deadlines (graceful close, recovery attempts).
+    static func tick(for state: amqp_connection_state_t) -> Duration {
+        let heartbeat = amqp_get_heartbeat(state)
+        return heartbeat > 0 ? .milliseconds(max(50, min(1000, Int(heartbeat) * 250))) : .seconds(1)
     }
 
     var encoder: RabbitMQCEncoder { RabbitMQCEncoder(pool: pool) }
 
-    private var isEnded: Bool {
+    var isEnded: Bool {
         if case .ended = phase { return true }
         return false
+    }
+
+    var isRecovering: Bool {
+        if case .recovering = phase { return true }
+        return false
+    }
+
+    /// Whether the C connection is there to be used (not while recovering, not once ended).
+    var isConnected: Bool {
+        switch phase {
+        case .open, .closing: true
+        case .recovering, .ended: false
+        }
     }
 
     // MARK: - Thread entry
@@ -83,23 +107,58 @@ final class RabbitMQCConnection {
 
     private static func open(core: ConnectionCore) throws(AMQPError) -> RabbitMQCConnection {
         let configuration = core.configuration
+        let pool = UnsafeMutablePointer<amqp_pool_t>.allocate(capacity: 1)
+        init_amqp_pool(pool, 4096)
+        let state: amqp_connection_state_t
+        do {
+            state = try establish(configuration, pool: pool)
+        } catch {
+            empty_amqp_pool(pool)
+            pool.deallocate()
+            throw error
+        }
+        let connection = RabbitMQCConnection(core: core, state: state, pool: pool)
+        connection.logger[metadataKey: "amqp.connection"] = "\(configuration.host):\(configuration.port)"
+        connection.didEstablish()
+        return connection
+    }
+
+    /// Records what a new rabbitmq-c connection negotiated.
+    func didEstablish() {
+        let parameters = AMQPConnection.Parameters(
+            heartbeat: .seconds(Int(amqp_get_heartbeat(state))),
+            frameMax: UInt32(clamping: amqp_get_frame_max(state)),
+            channelMax: channelMax)
+        let serverProperties: AMQPTable
+        if let properties = amqp_get_server_properties(state) {
+            serverProperties = AMQPTable(decoding: properties.pointee)
+        } else {
+            serverProperties = AMQPTable()
+        }
+        core.didOpen(parameters: parameters, serverProperties: serverProperties)
+        logger.debug(
+            "AMQP connection open",
+            metadata: [
+                "amqp.heartbeat": "\(parameters.heartbeat)", "amqp.frame_max": "\(parameters.frameMax)",
+                "amqp.channel_max": "\(parameters.channelMax)",
+            ])
+    }
+
+    /// Opens a rabbitmq-c connection and logs in: TCP (or TLS), then the AMQP handshake, all within the connect
+    /// timeout. Used at start and by every recovery attempt.
+    static func establish(
+        _ configuration: AMQPConfiguration, pool: UnsafeMutablePointer<amqp_pool_t>
+    ) throws(AMQPError) -> amqp_connection_state_t {
         guard let state = amqp_new_connection() else {
             throw AMQPError(.libraryError, "rabbitmq-c could not allocate a connection")
         }
-        let pool = UnsafeMutablePointer<amqp_pool_t>.allocate(capacity: 1)
-        init_amqp_pool(pool, 4096)
         var succeeded = false
         defer {
-            if !succeeded {
-                amqp_destroy_connection(state)
-                empty_amqp_pool(pool)
-                pool.deallocate()
-            }
+            if !succeeded { amqp_destroy_connection(state) }
         }
 
         let socket = try RabbitMQCSocket.make(state: state, configuration: configuration)
-        let clock = ContinuousClock()
-        let deadline = clock.now + configuration.connectTimeout
+        let deadline = ContinuousClock.now + configuration.connectTimeout
         var timeout = RabbitMQCSocket.timeout(until: deadline)
         errno = 0
         let status = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
@@ -132,28 +191,8 @@ final class RabbitMQCConnection {
         }
         // Past the handshake, silence is detected by heartbeats, not by a timeout.
         _ = amqp_set_handshake_timeout(state, nil)
-
-        let connection = RabbitMQCConnection(core: core, state: state, pool: pool)
-        let parameters = AMQPConnection.Parameters(
-            heartbeat: .seconds(Int(amqp_get_heartbeat(state))),
-            frameMax: UInt32(clamping: amqp_get_frame_max(state)),
-            channelMax: connection.channelMax)
-        let serverProperties: AMQPTable
-        if let properties = amqp_get_server_properties(state) {
-            serverProperties = AMQPTable(decoding: properties.pointee)
-        } else {
-            serverProperties = AMQPTable()
-        }
-        core.didOpen(parameters: parameters, serverProperties: serverProperties)
-        connection.logger[metadataKey: "amqp.connection"] = "\(configuration.host):\(configuration.port)"
-        connection.logger.debug(
-            "AMQP connection open",
-            metadata: [
-                "amqp.heartbeat": "\(parameters.heartbeat)", "amqp.frame_max": "\(parameters.frameMax)",
-                "amqp.channel_max": "\(parameters.channelMax)",
-            ])
         succeeded = true
-        return connection
+        return state
     }
 
     /// The client properties: our product name, the connection name, and the capabilities that make the broker send
@@ -186,6 +225,11 @@ final class RabbitMQCConnection {
         ]
         let tickMilliseconds = Int32(tick.components.seconds * 1000 + tick.components.attoseconds / 1_000_000_000_000_000)
         while !isEnded {
+            descriptors[0].fd = socketDescriptor
+            if isRecovering {
+                recoverIfDue(descriptors: &descriptors[1], tickMilliseconds: tickMilliseconds)
+                continue
+            }
             amqp_maybe_release_buffers(state)
             let commands = core.commands.takeAll()
             for command in commands {
@@ -195,7 +239,7 @@ final class RabbitMQCConnection {
                     execute(command)
                 }
             }
-            if isEnded { break }
+            if !isConnected { continue }
 
             // Frames rabbitmq-c already holds would not wake poll(2).
             var readable = amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0
@@ -211,11 +255,11 @@ final class RabbitMQCConnection {
                 }
                 readable = descriptors[0].revents != 0
             }
-            if readable { readFrames() }
+            if readable && isConnected { readFrames() }
             housekeepIfDue()
-            advanceClose()
+            if isConnected { advanceClose() }
         }
-        amqp_destroy_connection(state)
+        if hasLiveState { amqp_destroy_connection(state) }
         empty_amqp_pool(pool)
         pool.deallocate()
     }
@@ -224,7 +268,7 @@ final class RabbitMQCConnection {
     private func readFrames() {
         // Bounded so that a flood of deliveries cannot starve queued acknowledgements and publishes.
         var budget = 2048
-        while budget > 0 && !isEnded {
+        while budget > 0 && isConnected {
             var frame = amqp_frame_t()
             var immediately = timeval(tv_sec: 0, tv_usec: 0)
             let status = amqp_simple_wait_frame_noblock(state, &frame, &immediately)
@@ -243,7 +287,7 @@ final class RabbitMQCConnection {
     /// A zero timeout would skip the receive-deadline check (rabbitmq-c compares deadlines and an immediate one always
     /// wins), so this waits one microsecond: then a broker silent for two heartbeats yields HEARTBEAT_TIMEOUT.
     private func housekeepIfDue() {
-        guard !isEnded else { return }
+        guard isConnected else { return }
         let now = ContinuousClock.now
         guard now >= nextHousekeeping else { return }
         nextHousekeeping = now + tick
@@ -259,7 +303,7 @@ final class RabbitMQCConnection {
 
     // MARK: - Commands
 
-    private func execute(_ command: ConnectionCommand) {
+    func execute(_ command: ConnectionCommand) {
         switch command {
         case .perform(let body, _):
             body(self)
@@ -273,6 +317,10 @@ final class RabbitMQCConnection {
     }
 
     private func publish(_ request: PublishRequest) {
+        guard !isRecovering else {
+            request.confirmation?.settle(.failure(recoveringError))
+            return
+        }
         guard let channel = channels[request.channelID], !channel.isClosing else {
             request.confirmation?.settle(.failure(channelGoneError(request.channelID)))
             return
@@ -308,9 +356,17 @@ final class RabbitMQCConnection {
     }
 
     private func acknowledge(_ request: AcknowledgeRequest) {
-        guard channels[request.channelID] != nil else {
+        guard let channel = channels[request.channelID], !isRecovering else {
             logger.debug(
                 "acknowledgement of a delivery on a closed channel ignored",
+                metadata: ["amqp.channel": "\(request.channelID)", "amqp.delivery_tag": "\(request.deliveryTag)"])
+            return
+        }
+        if let epoch = request.epoch, epoch != channel.epoch {
+            // The delivery came on a connection that has since been replaced: its tag means nothing now, and the
+            // broker has already put the message back in its queue.
+            logger.info(
+                "acknowledgement of a delivery from before the connection recovered ignored",
                 metadata: ["amqp.channel": "\(request.channelID)", "amqp.delivery_tag": "\(request.deliveryTag)"])
             return
         }
@@ -374,6 +430,10 @@ final class RabbitMQCConnection {
         complete: @escaping (amqp_method_t) -> Void,
         fail: @escaping (AMQPError) -> Void
     ) {
+        guard !isRecovering else {
+            fail(recoveringError)
+            return
+        }
         guard let channel = channels[channelID], !channel.isClosing else {
             fail(channelGoneError(channelID))
             return
@@ -436,6 +496,10 @@ final class RabbitMQCConnection {
 
     /// Opens a channel on the lowest free id (`channel.open`).
     func openChannel(continuation: CheckedContinuation<AMQPChannel, any Error>) {
+        if isRecovering {
+            continuation.resume(throwing: recoveringError)
+            return
+        }
         if case .closing = phase {
             continuation.resume(throwing: AMQPError(.connectionClosed, "the connection is closing"))
             return
@@ -473,6 +537,12 @@ final class RabbitMQCConnection {
             continuation?.resume()
             return
         }
+        if isRecovering {
+            // No connection to tell: forgetting the channel is all there is to closing it.
+            removeChannel(id, error: AMQPError(.channelClosed, "channel \(id) is closed: \(reason)"), consumerError: nil)
+            continuation?.resume()
+            return
+        }
         request(
             AMQP_CHANNEL_CLOSE_METHOD, on: id, expecting: [AMQP_CHANNEL_CLOSE_OK_METHOD],
             build: { encoder in
@@ -504,6 +574,10 @@ final class RabbitMQCConnection {
     /// Ends the connection after a fatal error: every channel, consumer, confirm and queued command fails with it.
     func fail(_ error: AMQPError) {
         guard !isEnded else { return }
+        if case .open = phase, core.configuration.recovery.isEnabled, Self.isRecoverable(error) {
+            beginRecovery(after: error)
+            return
+        }
         logger.info("AMQP connection lost: \(error)")
         var waiters: [CheckedContinuation<Void, any Error>] = []
         if case .closing(_, _, let closeWaiters) = phase { waiters = closeWaiters }
@@ -524,6 +598,13 @@ final class RabbitMQCConnection {
     private func beginClose(_ continuation: CheckedContinuation<Void, any Error>) {
         switch phase {
         case .ended:
+            continuation.resume()
+        case .recovering:
+            // No connection to close: stop recovering and end.
+            phase = .ended
+            finish(
+                error: AMQPError(.connectionClosed, "the connection was closed by the application"), consumerError: nil)
+            core.didEnd(with: nil)
             continuation.resume()
         case .closing(let deadline, let channelsClosed, var waiters):
             waiters.append(continuation)

@@ -179,7 +179,7 @@ extension RabbitMQCConnection {
             let delivery = AMQPDelivery(
                 body: content.body, properties: content.properties, exchange: exchange, routingKey: routingKey,
                 deliveryTag: deliveryTag, isRedelivered: redelivered, consumerTag: consumerTag,
-                remainingMessageCount: nil, channel: channel.handle)
+                remainingMessageCount: nil, channel: channel.handle, epoch: channel.epoch)
             if case .terminated = consumer.sink.yield(delivery), !consumer.noAck {
                 // Nobody iterates the consumer any more (its cancel is on the way): give the message back now
                 // rather than holding it until the channel closes.
@@ -200,7 +200,7 @@ extension RabbitMQCConnection {
             reply.resume(returning: AMQPDelivery(
                 body: content.body, properties: content.properties, exchange: exchange, routingKey: routingKey,
                 deliveryTag: deliveryTag, isRedelivered: redelivered, consumerTag: nil,
-                remainingMessageCount: remaining, channel: channel.handle))
+                remainingMessageCount: remaining, channel: channel.handle, epoch: channel.epoch))
         }
     }
 }

@@ -19,7 +19,14 @@ extension RabbitMQCConnection {
                     durable: flag(durable), auto_delete: flag(autoDelete), internal: flag(isInternal), nowait: 0,
                     arguments: try encoder.table(arguments))
             },
-            reply: { _ in () })
+            reply: { [weak self] _ in
+                if !passive {
+                    self?.topology.record(
+                        .exchange(
+                            name: name, type: type, durable: durable, autoDelete: autoDelete, isInternal: isInternal,
+                            arguments: arguments))
+                }
+            })
     }
 
     func deleteExchange(
@@ -31,13 +38,15 @@ extension RabbitMQCConnection {
             build: { encoder in
                 amqp_exchange_delete_t(ticket: 0, exchange: encoder.bytes(name), if_unused: flag(ifUnused), nowait: 0)
             },
-            reply: { _ in () })
+            reply: { [weak self] _ in self?.topology.removeExchange(name) })
     }
 
     func bindExchange(
         on channel: UInt16, destination: String, source: String, routingKey: String, arguments: AMQPTable,
         unbind: Bool, continuation: CheckedContinuation<Void, any Error>
     ) {
+        let binding = RabbitMQCTopology.Entry.exchangeBinding(
+            destination: destination, source: source, routingKey: routingKey, arguments: arguments)
         if unbind {
             request(
                 AMQP_EXCHANGE_UNBIND_METHOD, on: channel, expecting: [AMQP_EXCHANGE_UNBIND_OK_METHOD],
@@ -47,7 +56,7 @@ extension RabbitMQCConnection {
                         ticket: 0, destination: encoder.bytes(destination), source: encoder.bytes(source),
                         routing_key: encoder.bytes(routingKey), nowait: 0, arguments: try encoder.table(arguments))
                 },
-                reply: { _ in () })
+                reply: { [weak self] _ in self?.topology.removeBinding(binding) })
         } else {
             request(
                 AMQP_EXCHANGE_BIND_METHOD, on: channel, expecting: [AMQP_EXCHANGE_BIND_OK_METHOD],
@@ -57,7 +66,7 @@ extension RabbitMQCConnection {
                         ticket: 0, destination: encoder.bytes(destination), source: encoder.bytes(source),
                         routing_key: encoder.bytes(routingKey), nowait: 0, arguments: try encoder.table(arguments))
                 },
-                reply: { _ in () })
+                reply: { [weak self] _ in self?.topology.record(binding) })
         }
     }
 
@@ -76,11 +85,18 @@ extension RabbitMQCConnection {
                     exclusive: flag(exclusive), auto_delete: flag(autoDelete), nowait: 0,
                     arguments: try encoder.table(arguments))
             },
-            reply: { method in
+            reply: { [weak self] method in
                 let ok = method.decoded.assumingMemoryBound(to: amqp_queue_declare_ok_t.self).pointee
-                return AMQPQueueInfo(
+                let info = AMQPQueueInfo(
                     name: RabbitMQCBytes.string(ok.queue), messageCount: ok.message_count,
                     consumerCount: ok.consumer_count)
+                if !passive {
+                    self?.topology.record(
+                        .queue(
+                            name: info.name, durable: durable, exclusive: exclusive, autoDelete: autoDelete,
+                            arguments: arguments, serverNamed: name.isEmpty))
+                }
+                return info
             })
     }
 
@@ -88,6 +104,8 @@ extension RabbitMQCConnection {
         on channel: UInt16, queue: String, exchange: String, routingKey: String, arguments: AMQPTable,
         unbind: Bool, continuation: CheckedContinuation<Void, any Error>
     ) {
+        let binding = RabbitMQCTopology.Entry.queueBinding(
+            queue: queue, exchange: exchange, routingKey: routingKey, arguments: arguments)
         if unbind {
             request(
                 AMQP_QUEUE_UNBIND_METHOD, on: channel, expecting: [AMQP_QUEUE_UNBIND_OK_METHOD],
@@ -97,7 +115,7 @@ extension RabbitMQCConnection {
                         ticket: 0, queue: encoder.bytes(queue), exchange: encoder.bytes(exchange),
                         routing_key: encoder.bytes(routingKey), arguments: try encoder.table(arguments))
                 },
-                reply: { _ in () })
+                reply: { [weak self] _ in self?.topology.removeBinding(binding) })
         } else {
             request(
                 AMQP_QUEUE_BIND_METHOD, on: channel, expecting: [AMQP_QUEUE_BIND_OK_METHOD],
@@ -107,7 +125,7 @@ extension RabbitMQCConnection {
                         ticket: 0, queue: encoder.bytes(queue), exchange: encoder.bytes(exchange),
                         routing_key: encoder.bytes(routingKey), nowait: 0, arguments: try encoder.table(arguments))
                 },
-                reply: { _ in () })
+                reply: { [weak self] _ in self?.topology.record(binding) })
         }
     }
 
@@ -131,8 +149,9 @@ extension RabbitMQCConnection {
                     ticket: 0, queue: encoder.bytes(name), if_unused: flag(ifUnused), if_empty: flag(ifEmpty),
                     nowait: 0)
             },
-            reply: { method in
-                method.decoded.assumingMemoryBound(to: amqp_queue_delete_ok_t.self).pointee.message_count
+            reply: { [weak self] method in
+                self?.topology.removeQueue(name)
+                return method.decoded.assumingMemoryBound(to: amqp_queue_delete_ok_t.self).pointee.message_count
             })
     }
 
@@ -144,7 +163,7 @@ extension RabbitMQCConnection {
         request(
             AMQP_BASIC_QOS_METHOD, on: channel, expecting: [AMQP_BASIC_QOS_OK_METHOD], continuation: continuation,
             build: { _ in amqp_basic_qos_t(prefetch_size: 0, prefetch_count: count, global: flag(global)) },
-            reply: { _ in () })
+            reply: { [weak self] _ in self?.channels[channel]?.prefetch = (count, global) })
     }
 
     func enableConfirms(on channelID: UInt16, continuation: CheckedContinuation<Void, any Error>) {
@@ -185,7 +204,8 @@ extension RabbitMQCConnection {
             complete: { [weak self] method in
                 let ok = method.decoded.assumingMemoryBound(to: amqp_basic_consume_ok_t.self).pointee
                 let tag = RabbitMQCBytes.string(ok.consumer_tag)
-                self?.channels[channelID]?.consumers[tag] = RabbitMQCChannel.Consumer(noAck: noAck, sink: sink)
+                self?.channels[channelID]?.consumers[tag] = RabbitMQCChannel.Consumer(
+                    noAck: noAck, sink: sink, queue: queue, exclusive: exclusive, arguments: arguments)
                 continuation.resume(returning: tag)
             },
             fail: { error in
@@ -198,6 +218,12 @@ extension RabbitMQCConnection {
     /// were already on their way.
     func cancelConsumer(_ tag: String, on channelID: UInt16, continuation: CheckedContinuation<Void, any Error>?) {
         guard channels[channelID]?.consumers[tag] != nil else {
+            continuation?.resume()
+            return
+        }
+        if isRecovering {
+            // Not restarted by recovery, then: the sequence ends here.
+            channels[channelID]?.consumers.removeValue(forKey: tag)?.sink.finish()
             continuation?.resume()
             return
         }
