@@ -85,7 +85,7 @@ enum BenchmarkCommand {
                         let sideLabel = side.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)
                         Console.out(
                             "[\(repetition)/\(options.repetitions)] \(label) \(sideLabel) \(sample.description)"
-                                + (note.map { " (\($0))" } ?? ""))
+                                + " (\(note))")
                     }
                 }
             }
@@ -112,73 +112,88 @@ private struct Workers {
     let c: CBenchmarks
     let options: BenchmarkOptions
 
-    /// Returns the sample and, for some measures, a note that helps reading it.
+    /// Returns the sample and a note that helps reading it: the process's CPU time per message during the call
+    /// (connecting and closing included), and for `publish` how long until the broker had taken every message.
     func run(
         _ measure: Measure, _ side: Side, repetition: Int, queues: BenchmarkQueues
-    ) async throws -> (Sample, note: String?) {
+    ) async throws -> (Sample, note: String) {
         let queue = try await queues.fresh(measure, side, repetition: repetition)
         let size = options.messageSize
+        let what = "\(side.rawValue) \(measure.rawValue)"
         let sample: Sample
-        var note: String?
+        var notes: [String] = []
+        let count: Int
+        let cpuStart: Int64
         switch measure {
         case .publish:
-            let count = options.publishMessages
+            count = options.publishMessages
+            cpuStart = ProcessCPUClock.nanoseconds()
             // The notes give an end-to-end view the measure itself leaves out: how long until the broker answered
             // channel.close, which it does only after taking every publish.
             switch side {
             case .c:
-                let (published, callSeconds) = try await withTimeLimit(throughputLimit(count), "c publish") {
+                let (published, callSeconds) = try await withTimeLimit(throughputLimit(count), what) {
                     try await c.publish(queue: queue, count: count, size: size)
                 }
                 sample = published
-                note = String(format: "whole call, with connect and close, took %.3f s", callSeconds)
+                notes.append(String(format: "whole call, with connect and close, took %.3f s", callSeconds))
             case .swift:
-                let (published, closedAfter) = try await withTimeLimit(throughputLimit(count), "swift publish") {
+                let (published, closedAfter) = try await withTimeLimit(throughputLimit(count), what) {
                     try await swift.publish(queue: queue, count: count, size: size)
                 }
                 sample = published
-                note = String(format: "close() returned after %.3f s", closedAfter)
+                notes.append(String(format: "close() returned after %.3f s", closedAfter))
             }
-            // Outside the measured time: the broker really has every message.
-            try await queues.waitForMessageCount(queue, count)
 
         case .publishConfirmed:
-            let (count, window) = (options.confirmedMessages, options.confirmWindow)
-            sample = try await withTimeLimit(throughputLimit(count), "\(side.rawValue) publish-confirmed") {
+            count = options.confirmedMessages
+            let window = options.confirmWindow
+            cpuStart = ProcessCPUClock.nanoseconds()
+            sample = try await withTimeLimit(throughputLimit(count), what) {
                 switch side {
                 case .c: try await c.publishConfirmed(queue: queue, count: count, size: size, window: window)
                 case .swift: try await swift.publishConfirmed(queue: queue, count: count, size: size, window: window)
                 }
             }
-            try await queues.waitForMessageCount(queue, count)
 
         case .consume:
-            let (count, prefetch) = (options.consumeMessages, options.prefetch)
+            count = options.consumeMessages
+            let prefetch = options.prefetch
             try await c.fill(queue: queue, count: count, size: size)
             try await queues.waitForMessageCount(queue, count)
-            sample = try await withTimeLimit(throughputLimit(count), "\(side.rawValue) consume") {
+            cpuStart = ProcessCPUClock.nanoseconds()
+            sample = try await withTimeLimit(throughputLimit(count), what) {
                 switch side {
                 case .c: try await c.consume(queue: queue, count: count, prefetch: prefetch)
                 case .swift: try await swift.consume(queue: queue, count: count, prefetch: prefetch)
                 }
             }
-            // Every ack reached the broker: once the consumer's connection is closed, an unacked message would be
-            // ready again.
-            try await queues.waitForMessageCount(queue, 0)
 
         case .latency:
-            let (count, rate) = (options.latencyMessages, options.latencyRate)
-            let limit = Duration.seconds(Double(count) / rate + 60)
-            sample = try await withTimeLimit(limit, "\(side.rawValue) latency") {
+            count = options.latencyMessages
+            let rate = options.latencyRate
+            cpuStart = ProcessCPUClock.nanoseconds()
+            sample = try await withTimeLimit(.seconds(Double(count) / rate + 60), what) {
                 switch side {
                 case .c: try await c.latency(queue: queue, count: count, size: size, rate: rate)
                 case .swift: try await swift.latency(queue: queue, count: count, size: size, rate: rate)
                 }
             }
+        }
+        let cpuPerMessage = Double(ProcessCPUClock.nanoseconds() - cpuStart) / 1e3 / Double(count)
+        notes.insert(String(format: "CPU %.1f µs/msg", cpuPerMessage), at: 0)
+
+        // Outside the measured time, the broker shows that the work was really done: every published message is in
+        // the queue, and after consuming nothing is left (once the consumer's connection closed, an unacked message
+        // would be ready again).
+        switch measure {
+        case .publish, .publishConfirmed:
+            try await queues.waitForMessageCount(queue, count)
+        case .consume, .latency:
             try await queues.waitForMessageCount(queue, 0)
         }
         try await queues.remove(queue)
-        return (sample, note)
+        return (sample, notes.joined(separator: "; "))
     }
 
     /// A generous limit for a throughput measure: a minute plus a millisecond per message, so only a stall trips it.

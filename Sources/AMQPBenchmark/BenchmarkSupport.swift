@@ -32,6 +32,19 @@ enum MonotonicClock {
     }
 }
 
+/// The CPU time (user and system) of the whole process, all threads, in nanoseconds.
+///
+/// Throughput and latency on a small machine shared with the broker swing with whatever else runs; the CPU a side
+/// spends per message is the steadier figure, and the one that tells where a gap comes from. Only one side works at
+/// a time, so the process total during a call is that side's cost (plus the idle admin connection's few wake-ups).
+enum ProcessCPUClock {
+    static func nanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+}
+
 /// Writes lines to standard output and standard error.
 ///
 /// Each line is one `write(2)`: nothing sits in a stdio buffer, so progress shows up live even when the output is a
