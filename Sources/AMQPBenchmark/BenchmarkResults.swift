@@ -29,13 +29,12 @@ enum Sample: CustomStringConvertible {
     var description: String {
         switch self {
         case .throughput(let messages, let seconds):
-            return String(
-                format: "%d msgs in %.3f s = %.0f msgs/s", messages, seconds, Double(messages) / seconds)
+            return "\(messages) msgs in " + String(format: "%.3f s = %.0f msgs/s", seconds, Double(messages) / seconds)
         case .latency(let sorted):
-            return String(
-                format: "%d msgs: p50 %.1f µs, p99 %.1f µs, max %.1f µs", sorted.count,
-                Statistics.percentile(50, ofSorted: sorted), Statistics.percentile(99, ofSorted: sorted),
-                sorted.last ?? .nan)
+            return "\(sorted.count) msgs: "
+                + String(
+                    format: "p50 %.1f µs, p99 %.1f µs, max %.1f µs", Statistics.percentile(50, ofSorted: sorted),
+                    Statistics.percentile(99, ofSorted: sorted), sorted.last ?? .nan)
         }
     }
 }

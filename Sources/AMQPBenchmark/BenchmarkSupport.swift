@@ -17,8 +17,8 @@ struct BenchmarkError: Error, CustomStringConvertible {
     }
 }
 
-/// `CLOCK_MONOTONIC` in nanoseconds: the clock the C programs stamp with, so both sides time the same way and a
-/// send time written by one process part can be compared with a receive time taken by another.
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock the C programs stamp with, so both sides time the same way, and one
+/// clock for the whole process, so a send time stamped on one thread compares with a receive time taken on another.
 enum MonotonicClock {
     static func nanoseconds() -> Int64 {
         var now = timespec()
