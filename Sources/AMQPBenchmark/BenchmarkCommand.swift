@@ -1,0 +1,203 @@
+import Foundation
+import Logging
+import RabbitMQ
+
+/// The `amqp-bench` command: parses the options, runs every measure on both sides, prints the summary.
+///
+/// Progress goes to stdout as it happens; the output ends with the summary, one line per measure, and nothing
+/// after it. Errors go to stderr, and make the command exit with 1.
+enum BenchmarkCommand {
+    /// Runs the command and returns the process's exit status.
+    static func main(arguments: [String]) async -> Int32 {
+        let options: BenchmarkOptions
+        do throws(BenchmarkOptions.Stop) {
+            options = try BenchmarkOptions.parse(arguments, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            switch error {
+            case .help:
+                Console.out(BenchmarkOptions.usage)
+                return 0
+            case .invalid(let message):
+                Console.error("amqp-bench: \(message)\n\n\(BenchmarkOptions.usage)")
+                return 1
+            }
+        }
+        do {
+            let summary = try await run(options)
+            for line in summary.formattedLines {
+                Console.out(line)
+            }
+            return 0
+        } catch {
+            Console.error("amqp-bench: error: \(error)")
+            return 1
+        }
+    }
+
+    /// Every repetition of every measure, C then Swift each time, so that both sides of a measure run back to back
+    /// under the same machine and broker conditions.
+    private static func run(_ options: BenchmarkOptions) async throws -> BenchmarkSummary {
+        let configuration = try AMQPConfiguration(url: options.url)
+        // The C programs open plain TCP connections and log in with PLAIN; anything else would compare unlike work.
+        guard configuration.tls == nil else {
+            throw BenchmarkError("the C programs cannot use TLS: give an amqp:// URL, not amqps://")
+        }
+        guard configuration.authentication == .plain else {
+            throw BenchmarkError("the C programs log in with PLAIN only: drop auth_mechanism from the URL")
+        }
+        var logger = Logger(label: "amqp-bench", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = options.logLevel
+        let workers = Workers(
+            swift: SwiftBenchmarks(configuration: configuration, logger: logger),
+            c: CBenchmarks(
+                host: configuration.host, port: configuration.port, user: configuration.username,
+                password: configuration.password, virtualHost: configuration.virtualHost),
+            options: options)
+
+        Console.out("amqp-bench: broker \(configuration)")
+        Console.out(
+            "amqp-bench: \(options.repetitions) repetition(s); publish \(options.publishMessages), "
+                + "publish-confirmed \(options.confirmedMessages) (window \(options.confirmWindow)), "
+                + "consume \(options.consumeMessages) (prefetch \(options.prefetch)), "
+                + "latency \(options.latencyMessages) at \(String(format: "%g", options.latencyRate))/s; "
+                + "\(options.messageSize)-byte bodies")
+
+        var adminConfiguration = configuration
+        adminConfiguration.connectionName = "bench-adm"
+        let admin = try await AMQPConnection.connect(configuration: adminConfiguration, logger: logger)
+        let queues: BenchmarkQueues
+        do {
+            queues = BenchmarkQueues(channel: try await admin.openChannel())
+        } catch {
+            try? await admin.close()
+            throw error
+        }
+
+        var summary = BenchmarkSummary(measures: options.measures)
+        do {
+            for repetition in 1...options.repetitions {
+                for measure in options.measures {
+                    for side in [Side.c, Side.swift] {
+                        let (sample, note) = try await workers.run(
+                            measure, side, repetition: repetition, queues: queues)
+                        summary.record(sample, of: measure, by: side)
+                        let label = measure.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0)
+                        let sideLabel = side.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)
+                        Console.out(
+                            "[\(repetition)/\(options.repetitions)] \(label) \(sideLabel) \(sample.description)"
+                                + " (\(note))")
+                    }
+                }
+            }
+        } catch {
+            let left = await queues.deleteRemaining()
+            if !left.isEmpty {
+                Console.error("amqp-bench: could not delete queue(s) \(left.joined(separator: ", "))")
+            }
+            try? await admin.close()
+            throw error
+        }
+        let left = await queues.deleteRemaining()
+        try await admin.close()
+        guard left.isEmpty else {
+            throw BenchmarkError("could not delete queue(s) \(left.joined(separator: ", "))")
+        }
+        return summary
+    }
+}
+
+/// Runs one side of one measure on a fresh queue, and checks afterwards that the broker saw all the work.
+private struct Workers {
+    let swift: SwiftBenchmarks
+    let c: CBenchmarks
+    let options: BenchmarkOptions
+
+    /// Returns the sample and a note that helps reading it: the process's CPU time per message during the call
+    /// (connecting and closing included), and for `publish` how long until the broker had taken every message.
+    func run(
+        _ measure: Measure, _ side: Side, repetition: Int, queues: BenchmarkQueues
+    ) async throws -> (Sample, note: String) {
+        let queue = try await queues.fresh(measure, side, repetition: repetition)
+        let size = options.messageSize
+        let what = "\(side.rawValue) \(measure.rawValue)"
+        let sample: Sample
+        var notes: [String] = []
+        let count: Int
+        let cpuStart: Int64
+        switch measure {
+        case .publish:
+            count = options.publishMessages
+            cpuStart = ProcessCPUClock.nanoseconds()
+            // The notes give an end-to-end view the measure itself leaves out: how long until the broker answered
+            // channel.close, which it does only after taking every publish.
+            switch side {
+            case .c:
+                let (published, callSeconds) = try await withTimeLimit(throughputLimit(count), what) {
+                    try await c.publish(queue: queue, count: count, size: size)
+                }
+                sample = published
+                notes.append(String(format: "whole call, with connect and close, took %.3f s", callSeconds))
+            case .swift:
+                let (published, closedAfter) = try await withTimeLimit(throughputLimit(count), what) {
+                    try await swift.publish(queue: queue, count: count, size: size)
+                }
+                sample = published
+                notes.append(String(format: "close() returned after %.3f s", closedAfter))
+            }
+
+        case .publishConfirmed:
+            count = options.confirmedMessages
+            let window = options.confirmWindow
+            cpuStart = ProcessCPUClock.nanoseconds()
+            sample = try await withTimeLimit(throughputLimit(count), what) {
+                switch side {
+                case .c: try await c.publishConfirmed(queue: queue, count: count, size: size, window: window)
+                case .swift: try await swift.publishConfirmed(queue: queue, count: count, size: size, window: window)
+                }
+            }
+
+        case .consume:
+            count = options.consumeMessages
+            let prefetch = options.prefetch
+            try await c.fill(queue: queue, count: count, size: size)
+            try await queues.waitForMessageCount(queue, count)
+            cpuStart = ProcessCPUClock.nanoseconds()
+            sample = try await withTimeLimit(throughputLimit(count), what) {
+                switch side {
+                case .c: try await c.consume(queue: queue, count: count, prefetch: prefetch)
+                case .swift: try await swift.consume(queue: queue, count: count, prefetch: prefetch)
+                }
+            }
+
+        case .latency:
+            count = options.latencyMessages
+            let rate = options.latencyRate
+            cpuStart = ProcessCPUClock.nanoseconds()
+            sample = try await withTimeLimit(.seconds(Double(count) / rate + 60), what) {
+                switch side {
+                case .c: try await c.latency(queue: queue, count: count, size: size, rate: rate)
+                case .swift: try await swift.latency(queue: queue, count: count, size: size, rate: rate)
+                }
+            }
+        }
+        let cpuPerMessage = Double(ProcessCPUClock.nanoseconds() - cpuStart) / 1e3 / Double(count)
+        notes.insert(String(format: "CPU %.1f µs/msg", cpuPerMessage), at: 0)
+
+        // Outside the measured time, the broker shows that the work was really done: every published message is in
+        // the queue, and after consuming nothing is left (once the consumer's connection closed, an unacked message
+        // would be ready again).
+        switch measure {
+        case .publish, .publishConfirmed:
+            try await queues.waitForMessageCount(queue, count)
+        case .consume, .latency:
+            try await queues.waitForMessageCount(queue, 0)
+        }
+        try await queues.remove(queue)
+        return (sample, notes.joined(separator: "; "))
+    }
+
+    /// A generous limit for a throughput measure: a minute plus a millisecond per message, so only a stall trips it.
+    private func throughputLimit(_ count: Int) -> Duration {
+        .seconds(60) + .milliseconds(count)
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import Logging
+import RabbitMQ
+
+/// The Swift library doing the work of the C programs, the way an application would write it.
+///
+/// Like the C functions, every measure opens its own connection(s) and channel, sets them up outside the measured
+/// time, and closes them afterwards; the clock runs only around the work itself, with the same start and end points
+/// as the C side.
+struct SwiftBenchmarks: Sendable {
+    let configuration: AMQPConfiguration
+    let logger: Logger
+
+    /// Publishes `count` messages without confirms; timed until the last `publish` call returned.
+    ///
+    /// Like `amqp_basic_publish` in C, a returning `publish` does not mean the broker has the message, and the two
+    /// stop at different places: the C program has written it to the socket, the library has only queued it for its
+    /// I/O thread (up to 4,096 publishes ahead). So this also returns, outside the measure, how long it took until
+    /// `close()` returned: the broker answers the `channel.close` in it only once it has taken every publish before.
+    func publish(queue: String, count: Int, size: Int) async throws -> (sample: Sample, closedAfter: Double) {
+        let connection = try await connect(named: "bench-pub")
+        do {
+            let channel = try await connection.openChannel()
+            let body = Data(repeating: UInt8(ascii: "x"), count: size)
+            let start = MonotonicClock.nanoseconds()
+            for _ in 0..<count {
+                try await channel.publish(body, routingKey: queue)
+            }
+            let end = MonotonicClock.nanoseconds()
+            try await connection.close()
+            let closed = MonotonicClock.nanoseconds()
+            return (
+                .throughput(messages: count, seconds: MonotonicClock.seconds(from: start, to: end)),
+                MonotonicClock.seconds(from: start, to: closed)
+            )
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
+    /// Publishes `count` messages in confirm mode with at most `window` unconfirmed; timed until every confirm
+    /// arrived.
+    ///
+    /// The confirmations wait in a ring of `window` slots, oldest first: before a publish reuses a slot, the confirm
+    /// in it is awaited. With in-order confirms that wait is already settled when the window has room, so it costs
+    /// no pause, and memory stays bounded however many messages go out.
+    func publishConfirmed(queue: String, count: Int, size: Int, window: Int) async throws -> Sample {
+        try await withConnection(named: "bench-conf") { channel in
+            try await channel.enablePublisherConfirms(maxOutstanding: window)
+            let body = Data(repeating: UInt8(ascii: "x"), count: size)
+            var ring = [AMQPPublishConfirmation?](repeating: nil, count: window)
+            let start = MonotonicClock.nanoseconds()
+            for index in 0..<count {
+                let slot = index % window
+                if let oldest = ring[slot] {
+                    try await oldest.wait()
+                }
+                guard let confirmation = try await channel.startPublish(body, routingKey: queue) else {
+                    throw BenchmarkError("the channel is not in confirm mode after enablePublisherConfirms")
+                }
+                ring[slot] = confirmation
+            }
+            // What is left in the ring, oldest first: the slot after the last one written.
+            for offset in 0..<window {
+                try await ring[(count + offset) % window]?.wait()
+            }
+            let end = MonotonicClock.nanoseconds()
+            return .throughput(messages: count, seconds: MonotonicClock.seconds(from: start, to: end))
+        }
+    }
+
+    /// Consumes `count` messages already in the queue with a prefetch, acknowledging each one; timed from the
+    /// consume-ok (when `consume` returns) to the last `ack`.
+    func consume(queue: String, count: Int, prefetch: UInt16) async throws -> Sample {
+        try await withConnection(named: "bench-cons") { channel in
+            try await channel.setPrefetch(prefetch)
+            let consumer = try await channel.consume(queue: queue)
+            let start = MonotonicClock.nanoseconds()
+            var received = 0
+            for try await delivery in consumer {
+                try await delivery.ack()
+                received += 1
+                if received == count { break }
+            }
+            let end = MonotonicClock.nanoseconds()
+            guard received == count else {
+                throw BenchmarkError("the Swift consumer ended after \(received) of \(count) messages")
+            }
+            try await consumer.cancel()
+            return .throughput(messages: count, seconds: MonotonicClock.seconds(from: start, to: end))
+        }
+    }
+
+    /// Publish-to-delivery latency of `count` messages sent at `rate` per second, as the C program measures it: a
+    /// consuming connection (prefetch 100, one ack per message) and a publishing connection, each body carrying its
+    /// `CLOCK_MONOTONIC` send time in its first 8 bytes (host byte order, zero-padded to `size`).
+    ///
+    /// The publisher keeps an open-loop schedule, message `i` due at `start + i / rate`, so a late message does not
+    /// delay the following ones; it stamps the body right before `publish`. The consumer stamps the receive time as
+    /// soon as the delivery comes out of the sequence, before acknowledging it.
+    func latency(queue: String, count: Int, size: Int, rate: Double) async throws -> Sample {
+        try await withConnection(named: "bench-recv") { consumerChannel in
+            try await consumerChannel.setPrefetch(100)
+            // Consumer first, as in C, so that no message waits in the queue for a consumer to appear.
+            let consumer = try await consumerChannel.consume(queue: queue)
+            let latencies = try await withConnection(named: "bench-send") { publisherChannel in
+                try await withThrowingTaskGroup(of: [Double]?.self) { group in
+                    let start = MonotonicClock.nanoseconds()
+                    group.addTask {
+                        try await receiveStamped(from: consumer, count: count)
+                    }
+                    group.addTask {
+                        try await publishOnSchedule(
+                            to: publisherChannel, queue: queue, count: count, size: size, rate: rate, start: start)
+                        return nil
+                    }
+                    var latencies: [Double] = []
+                    // The first error (either side) ends the measure; the group cancels the other task.
+                    for try await result in group {
+                        if let result { latencies = result }
+                    }
+                    return latencies
+                }
+            }
+            try await consumer.cancel()
+            return .latency(sortedMicroseconds: latencies.sorted())
+        }
+    }
+
+    /// The latency measure's consumer: the receive time minus the stamped send time of each delivery, in µs.
+    private func receiveStamped(from consumer: AMQPConsumer, count: Int) async throws -> [Double] {
+        var latencies: [Double] = []
+        latencies.reserveCapacity(count)
+        for try await delivery in consumer {
+            let now = MonotonicClock.nanoseconds()
+            guard delivery.body.count >= MemoryLayout<Int64>.size else {
+                throw BenchmarkError(
+                    "a latency message has a \(delivery.body.count)-byte body, too short for a timestamp")
+            }
+            let sent = delivery.body.withUnsafeBytes { $0.loadUnaligned(as: Int64.self) }
+            try await delivery.ack()
+            latencies.append(Double(now - sent) / 1e3)
+            if latencies.count == count { break }
+        }
+        guard latencies.count == count else {
+            throw BenchmarkError("the Swift latency consumer ended after \(latencies.count) of \(count) messages")
+        }
+        return latencies
+    }
+
+    /// The latency measure's publisher.
+    private func publishOnSchedule(
+        to channel: AMQPChannel, queue: String, count: Int, size: Int, rate: Double, start: Int64
+    ) async throws {
+        let template = Data(count: size)  // zero padding after the timestamp
+        let interval = 1e9 / rate
+        for index in 0..<count {
+            // Computed from the start every time, so rounding does not accumulate into drift.
+            let due = start + Int64(Double(index) * interval)
+            let wait = due - MonotonicClock.nanoseconds()
+            if wait > 0 {
+                try await Task.sleep(for: .nanoseconds(wait), tolerance: .zero)
+            }
+            var body = template
+            let sent = MonotonicClock.nanoseconds()
+            body.withUnsafeMutableBytes { $0.storeBytes(of: sent, as: Int64.self) }
+            try await channel.publish(body, routingKey: queue)
+        }
+    }
+
+    /// Opens a connection and a channel for `body`, and closes the connection afterwards, also when `body` throws.
+    private func withConnection<T: Sendable>(
+        named name: String, _ body: (AMQPChannel) async throws -> T
+    ) async throws -> T {
+        let connection = try await connect(named: name)
+        let result: T
+        do {
+            result = try await body(connection.openChannel())
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
+        return result
+    }
+
+    /// Connects under a name of its own, so the broker's management UI tells the benchmark's connections apart.
+    ///
+    /// The library names its I/O thread after the connection too (`amqp-` and the name), though Foundation does not
+    /// pass that name on to the system on Linux; the names stay under Linux's 15-byte limit for when it does.
+    private func connect(named name: String) async throws -> AMQPConnection {
+        var configuration = configuration
+        configuration.connectionName = name
+        return try await AMQPConnection.connect(configuration: configuration, logger: logger)
+    }
+}
