@@ -1,0 +1,257 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PaymentCommandLine
+import PaymentService
+import RabbitMQ
+
+/// `payment-bench`: runs the payment consumer in this process against the broker and measures it.
+struct PaymentBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "payment-bench",
+        abstract: "Measures the payment service: latency after a late registration, and throughput.",
+        discussion: """
+            Runs PaymentConsumerService in this process under a random name prefix (bench-<id>-), publishes payments \
+            and registrations on its own connection with confirms, and times the payment.processed outcomes on an \
+            exclusive queue bound to the prefixed payment-events exchange. Every prefixed queue and exchange is \
+            deleted afterwards. The last lines are one measure each, for scripts to compare:
+              registration_to_processed <mode> p50_ms=… p99_ms=… max_ms=… retries_mean=… retries_max=…
+              throughput known-clients end_to_end_per_s=… consumer_only_per_s=…
+            """)
+
+    @Option(help: "Payments of the latency measure, one client each (0 skips it).")
+    var payments = 1000
+
+    @Option(help: "Registrations arrive 0 to this many seconds after their payment, uniformly at random.")
+    var maxLagSeconds = 5.0
+
+    @Option(help: "Payments of the throughput measures, all of one known client (0 skips them).")
+    var throughputPayments = 20000
+
+    @Option(help: "The broker's URL.")
+    var url = "amqp://guest:guest@127.0.0.1:5672/"
+
+    @Option(help: "Seed of the registration lags: equal seeds draw equal lags.")
+    var seed: UInt64 = 1
+
+    @Option(help: "A directory to write latency-<mode>.csv to: one line per payment with its instants.")
+    var csvDirectory: String?
+
+    @Option(help: "The lowest level logged to stderr (the consumer logs every payment at info).")
+    var logLevel: Logger.Level = .warning
+
+    func validate() throws {
+        guard payments >= 0 else { throw ValidationError("--payments cannot be negative") }
+        guard throughputPayments >= 0 else { throw ValidationError("--throughput-payments cannot be negative") }
+        guard maxLagSeconds.isFinite, maxLagSeconds >= 0, maxLagSeconds <= 3600 else {
+            throw ValidationError("--max-lag-seconds must be between 0 and 3600")
+        }
+    }
+
+    func run() async throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "payment-bench")
+        logger.logLevel = level
+        let configuration: AMQPConfiguration
+        do {
+            configuration = try AMQPConfiguration(url: url)
+        } catch let error as AMQPError {
+            throw ValidationError("invalid --url: \(error.message)")
+        }
+
+        let began = clock.now
+        let runID = String(UInt32.random(in: .min ... .max), radix: 16)
+        let base = "bench-\(runID)-"
+        let version = try await brokerVersion(configuration: configuration, logger: logger)
+        print(
+            "payment-bench: \(version) at \(configuration.host):\(configuration.port), prefix \(base)*, seed \(seed)")
+
+        var lines: [String] = []
+        var failed = false
+
+        if payments > 0 {
+            for mode in [DelayMode.ttl, .plugin] {
+                let measure = "registration_to_processed \(mode.rawValue)"
+                if mode == .plugin {
+                    let hasPlugin = try await brokerHasDelayedMessagePlugin(
+                        configuration: configuration, name: base + "plugin-probe", logger: logger)
+                    guard hasPlugin else {
+                        print(
+                            "latency plugin: skipped, the broker lacks the rabbitmq_delayed_message_exchange plugin "
+                                + "(x-delayed-message is an unknown exchange type)")
+                        lines.append("\(measure) skipped reason=plugin-missing")
+                        continue
+                    }
+                }
+                let topology = PaymentTopology(prefix: base + mode.rawValue + "-")
+                let benchmark = LatencyBenchmark(
+                    configuration: configuration, topology: topology, mode: mode, payments: payments,
+                    maxLag: .nanoseconds(Int64((maxLagSeconds * 1e9).rounded())), seed: seed, logger: logger)
+                print(
+                    "latency \(mode.rawValue): \(payments) payments, one client each, registration lag uniform in "
+                        + "[0, \(fixed(maxLagSeconds, 1))] s; RetryPolicy() step 1 s, cap 10 s, 10 retries")
+                do {
+                    let result = try await benchmark.run()
+                    lines += report(result, mode: mode)
+                    if let csvDirectory { write(result.rows, to: csvDirectory, name: "latency-\(mode.rawValue).csv") }
+                } catch {
+                    failed = true
+                    print("latency \(mode.rawValue): failed: \(error)")
+                    lines.append("\(measure) failed")
+                }
+                await cleanUp(
+                    topology, extraQueues: LatencyBenchmark.extraQueues, configuration: configuration, logger: logger)
+            }
+        }
+
+        if throughputPayments > 0 {
+            let topology = PaymentTopology(prefix: base + "tput-")
+            let benchmark = ThroughputBenchmark(
+                configuration: configuration, topology: topology, payments: throughputPayments, logger: logger)
+            print("throughput: \(throughputPayments) payments of one known client, delay mode ttl (no retries)")
+            do {
+                let result = try await benchmark.run()
+                lines += report(result)
+            } catch {
+                failed = true
+                print("throughput: failed: \(error)")
+                lines.append("throughput known-clients failed")
+            }
+            await cleanUp(
+                topology, extraQueues: ThroughputBenchmark.extraQueues, configuration: configuration, logger: logger)
+        }
+
+        print("run took \(fixed((clock.now - began).seconds, 1)) s")
+        print("== results: seed=\(seed) payments=\(payments) max_lag_s=\(fixed(maxLagSeconds, 1)) "
+            + "throughput_payments=\(throughputPayments) ==")
+        for line in lines { print(line) }
+        if failed { throw ExitCode.failure }
+    }
+
+    private func write(_ rows: [String], to directory: String, name: String) {
+        let path = URL(fileURLWithPath: directory).appendingPathComponent(name)
+        do {
+            try Data((rows.joined(separator: "\n") + "\n").utf8).write(to: path)
+            print("  wrote \(path.path)")
+        } catch {
+            print("  could not write \(path.path): \(error)")
+        }
+    }
+
+    private func brokerVersion(configuration: AMQPConfiguration, logger: Logger) async throws -> String {
+        var configuration = configuration
+        configuration.connectionName = "payment-bench-version"
+        let connection = try await AMQPConnection.connect(configuration: configuration, logger: logger)
+        let product = connection.serverProperties["product"]?.stringValue ?? "broker"
+        let version = connection.serverProperties["version"]?.stringValue ?? "(version unknown)"
+        try? await connection.close()
+        return "\(product) \(version)"
+    }
+
+    private func cleanUp(
+        _ topology: PaymentTopology, extraQueues: [String] = [], configuration: AMQPConfiguration, logger: Logger
+    ) async {
+        let problems = await deleteTopology(
+            topology, policy: RetryPolicy(), extraQueues: extraQueues, configuration: configuration, logger: logger)
+        if problems.isEmpty {
+            print("  deleted \(topology.prefix)* queues and exchanges")
+        } else {
+            for problem in problems { print("  cleanup: could not delete \(problem)") }
+        }
+    }
+
+    private func report(_ result: LatencyBenchmark.Result, mode: DelayMode) -> [String] {
+        let name = mode.rawValue
+        print(
+            "latency \(name): processed=\(result.processed) parked=\(result.parked) missing=\(result.missing) "
+                + "duplicate_outcomes=\(result.duplicates); payments published in "
+                + "\(fixed(result.publishDuration.milliseconds, 0)) ms")
+        print("  service counters: \(result.service.map { "\($0)" } ?? "-")")
+        printSummary("realised lag (registration − payment publish)", result.lag)
+        printSummary("registration publish → processed", result.afterRegistration)
+        printSummary("payment publish → processed", result.endToEnd)
+        printSummary("schedule alone, wait after registration", result.predictedWait)
+        printSummary("measured − schedule, per payment", result.excess)
+        if let firstPass = result.firstPass {
+            print(
+                "  first pass: every payment's first attempt started \(fixed(firstPass.milliseconds, 0)) ms after "
+                    + "the first publish (\(fixed(Double(payments) / firstPass.seconds, 0)) first attempts/s)")
+            printSummary(
+                "schedule from estimated first attempt, wait after registration", result.predictedFromFirstSight)
+            printSummary("measured − schedule from estimated first attempt", result.excessFromFirstSight)
+            print("  lateness: outcome − (estimated first attempt + T_n) for n retries, ms:")
+            for (retries, summary) in result.lateness {
+                print(
+                    "    \(retries) retries (\(summary.count) payments): p50 \(fixed(summary.p50)) "
+                        + "p99 \(fixed(summary.p99)) max \(fixed(summary.max))")
+            }
+            print("    payments with more retries than that schedule predicts: \(result.extraRetries)")
+            if let hop = result.hopReference {
+                print(
+                    "  reference, broker alone: \(hop.count) persistent messages in a burst through a 1 s TTL queue "
+                        + "into a consumed durable queue arrive late by p50 \(fixed(hop.p50)) p99 \(fixed(hop.p99)) "
+                        + "max \(fixed(hop.max)) ms")
+            }
+        } else {
+            print("  first pass: not timed (it overlapped the first retries)")
+        }
+        if let retries = result.retries, let predicted = result.predictedRetries {
+            print(
+                "  retries per payment: mean \(fixed(retries.mean, 2)) max \(fixed(retries.max, 0)); "
+                    + "schedule alone: mean \(fixed(predicted.mean, 2)) max \(fixed(predicted.max, 0))")
+        }
+        var lines: [String] = []
+        lines.append(line("registration_to_processed", name, result.afterRegistration, retries: result.retries))
+        lines.append(line("payment_to_processed", name, result.endToEnd, retries: result.retries))
+        lines.append(line("schedule_prediction", name, result.predictedWait, retries: result.predictedRetries))
+        return lines
+    }
+
+    private func report(_ result: ThroughputBenchmark.Result) -> [String] {
+        for (label, pass) in [("end-to-end", result.endToEnd), ("consumer-only", result.consumerOnly)] {
+            print(
+                "throughput \(label): \(pass.outcomes)/\(throughputPayments) outcomes in "
+                    + "\(fixed(pass.duration.milliseconds, 0)) ms = \(fixed(pass.rate, 0)) payments/s; "
+                    + "first outcome after \(fixed(pass.firstOutcome.milliseconds, 1)) ms; "
+                    + "publishing with confirms took \(fixed(pass.publishing.milliseconds, 0)) ms "
+                    + "(\(fixed(Double(throughputPayments) / pass.publishing.seconds, 0)) /s); "
+                    + "not processed at attempt 1: \(pass.anomalies)")
+            print("  service counters: \(pass.service.map { "\($0)" } ?? "-")")
+        }
+        print(
+            "throughput reference (no service: consume → publish with confirm → ack, prefetch 100, 32 at once, "
+                + "pre-published): \(result.reference.handled) messages in "
+                + "\(fixed(result.reference.duration.milliseconds, 0)) ms = \(fixed(result.reference.rate, 0)) /s; "
+                + "consumer-only reaches \(fixed(100 * result.consumerOnly.rate / result.reference.rate, 0))% of it")
+        print(
+            "throughput reference, retry path (the same, publishing to a durable queue as a retry does): "
+                + "\(result.referenceDurable.handled) messages in "
+                + "\(fixed(result.referenceDurable.duration.milliseconds, 0)) ms = "
+                + "\(fixed(result.referenceDurable.rate, 0)) /s")
+        return [
+            "throughput known-clients end_to_end_per_s=\(fixed(result.endToEnd.rate, 0)) "
+                + "consumer_only_per_s=\(fixed(result.consumerOnly.rate, 0))"
+        ]
+    }
+
+    private func printSummary(_ label: String, _ summary: Summary?) {
+        guard let summary else {
+            print("  \(label): no sample")
+            return
+        }
+        print(
+            "  \(label) ms: p50 \(fixed(summary.p50)) p95 \(fixed(summary.p95)) p99 \(fixed(summary.p99)) "
+                + "max \(fixed(summary.max)) mean \(fixed(summary.mean))")
+    }
+
+    private func line(_ measure: String, _ mode: String, _ summary: Summary?, retries: Summary?) -> String {
+        guard let summary, let retries else { return "\(measure) \(mode) no-sample" }
+        return "\(measure) \(mode) p50_ms=\(fixed(summary.p50)) p99_ms=\(fixed(summary.p99)) "
+            + "max_ms=\(fixed(summary.max)) retries_mean=\(fixed(retries.mean, 2)) retries_max=\(fixed(retries.max, 0))"
+    }
+}
