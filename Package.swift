@@ -85,7 +85,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "PaymentBenchmark",
-            dependencies: ["PaymentCommandLine", "PaymentService"],
+            dependencies: [
+                "PaymentCommandLine", "PaymentService", "RabbitMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

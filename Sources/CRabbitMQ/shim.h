@@ -38,4 +38,15 @@ static inline int rmq_ssl_use_default_verify_paths(amqp_socket_t *socket) {
     return context != NULL && SSL_CTX_set_default_verify_paths(context) == 1 ? 0 : -1;
 }
 
+// Names the calling thread (a connection's I/O thread) for ps, top and debuggers; Linux keeps 15 bytes.
+#if defined(__linux__)
+#include <sys/prctl.h>
+static inline void rmq_name_current_thread(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+#elif defined(__APPLE__)
+#include <pthread.h>
+static inline void rmq_name_current_thread(const char *name) { pthread_setname_np(name); }
+#else
+static inline void rmq_name_current_thread(const char *name) { (void)name; }
+#endif
+
 #endif

@@ -216,14 +216,35 @@ public final class PaymentConsumerService: Service {
         async throws
     {
         // The prefetch bounds how many deliveries are in hand, so it also bounds these tasks; a discarding group
-        // forgets each as it finishes, and a handler's error ends the consumer.
+        // forgets each as it finishes, and a handler's non-retriable error ends the consumer.
         try await withThrowingDiscardingTaskGroup { group in
             for try await delivery in consumer {
                 // Deliveries already buffered when the shutdown began stay unacknowledged: closing the channel
                 // hands them back to the broker, as if they had never arrived.
                 if stopping.withLock({ $0 }) { continue }
-                group.addTask { try await handle(delivery) }
+                group.addTask { try await self.handleOrGiveBack(delivery, handle: handle) }
             }
+        }
+    }
+
+    /// Runs a handler. A retriable failure (the connection is recovering, the broker refused a publish) gives the
+    /// delivery back to its queue after a pause, so it is tried again without a hot loop; any other failure stops
+    /// the service, which then exits non-zero.
+    private func handleOrGiveBack(
+        _ delivery: AMQPDelivery, handle: @Sendable (AMQPDelivery) async throws -> Void
+    ) async throws {
+        do {
+            try await handle(delivery)
+        } catch let error as AMQPError where error.isRetriable {
+            logger.warning(
+                "handling failed; the delivery goes back to its queue",
+                metadata: [
+                    "error": "\(error)", "queue.routing_key": "\(delivery.routingKey)",
+                    "delivery_tag": "\(delivery.deliveryTag)",
+                ])
+            try? await Task.sleep(for: .seconds(1))
+            // After a recovery this is a no-op: the broker already requeued what the old connection held.
+            try? await delivery.nack(requeue: true)
         }
     }
 

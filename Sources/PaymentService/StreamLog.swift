@@ -110,9 +110,21 @@ final class StreamLog: Sendable {
             do {
                 try await append(Data(), properties: AMQPProperties(headers: [Self.markerHeader: .string(marker)]))
             } catch {
-                fail(error as? AMQPError ?? AMQPError(.libraryError, "\(error)"))
+                // Those waiting now fail (retriably, if the connection is recovering); later syncs try again.
+                abandonSync(error as? AMQPError ?? AMQPError(.libraryError, "\(error)"))
             }
         }
+    }
+
+    private func abandonSync(_ error: AMQPError) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            let waiters = state.markerWaiters + state.nextWaiters
+            state.markerWaiters = []
+            state.nextWaiters = []
+            state.marker = nil
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(throwing: error) }
     }
 
     private func markerSeen(_ marker: String) {

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
+
 /// A connection to a RabbitMQ broker.
 ///
 /// ```swift
@@ -51,10 +52,11 @@ public final class AMQPConnection: Sendable, Service {
         try configuration.validate()
         let core = try ConnectionCore(configuration: configuration, logger: logger)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let name = "amqp-\(configuration.connectionName ?? configuration.host)"
             let thread = Thread {
-                RabbitMQCConnection.run(core: core, opened: continuation)
+                RabbitMQCConnection.run(core: core, name: name, opened: continuation)
             }
-            thread.name = "amqp-\(configuration.connectionName ?? configuration.host)"
+            thread.name = name
             thread.start()
         }
         return AMQPConnection(core: core)

@@ -91,7 +91,9 @@ final class RabbitMQCConnection {
     // MARK: - Thread entry
 
     /// The body of a connection's I/O thread: connects, reports the outcome, then runs the loop until the end.
-    static func run(core: ConnectionCore, opened: CheckedContinuation<Void, any Error>) {
+    static func run(core: ConnectionCore, name: String, opened: CheckedContinuation<Void, any Error>) {
+        // Foundation on Linux does not hand Thread.name to the system.
+        rmq_name_current_thread(String(decoding: name.utf8.prefix(15), as: UTF8.self))
         let connection: RabbitMQCConnection
         do {
             connection = try open(core: core)

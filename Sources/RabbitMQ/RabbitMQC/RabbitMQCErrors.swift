@@ -43,8 +43,14 @@ enum RabbitMQCErrors {
             return library(.hostNotFound, "the host name \"\(host)\" could not be resolved", status: status)
         case AMQP_STATUS_TIMEOUT.rawValue:
             return library(.connectTimeout, "connecting to \(target) timed out", status: status)
-        case AMQP_STATUS_SOCKET_ERROR.rawValue where savedErrno == ECONNREFUSED:
-            return library(.connectionRefused, "nothing accepts connections on \(target) (connection refused)", status: status)
+        case AMQP_STATUS_SOCKET_ERROR.rawValue:
+            // rabbitmq-c connects without blocking and reads the outcome with SO_ERROR, so errno is left at
+            // EINPROGRESS and cannot tell a refusal from an unreachable network; on the usual local or LAN broker it
+            // is a refusal.
+            return library(
+                .connectionRefused,
+                "could not connect to \(target): connection refused (nothing listens there) or the network is unreachable",
+                status: status)
         case AMQP_STATUS_SSL_ERROR.rawValue, AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue,
             AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue, AMQP_STATUS_SSL_CONNECTION_FAILED.rawValue,
             AMQP_STATUS_SSL_SET_ENGINE_FAILED.rawValue:

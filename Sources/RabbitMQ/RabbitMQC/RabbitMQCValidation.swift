@@ -6,9 +6,12 @@ extension AMQPProperties {
     ///
     /// Properties without headers and with short strings, the common case, cost a few comparisons.
     func validate() throws(AMQPError) {
-        let strings = [contentType, contentEncoding, correlationID, replyTo, expiration, messageID, type, userID, appID]
-        let fits = strings.allSatisfy { ($0?.utf8.count ?? 0) <= RabbitMQCEncoder.maximumShortStringLength }
-        guard headers != nil || !fits else { return }
+        // Checked one by one, without building an array: this runs on every publish.
+        func fits(_ value: String?) -> Bool { (value?.utf8.count ?? 0) <= RabbitMQCEncoder.maximumShortStringLength }
+        let allFit =
+            fits(contentType) && fits(contentEncoding) && fits(correlationID) && fits(replyTo) && fits(expiration)
+            && fits(messageID) && fits(type) && fits(userID) && fits(appID)
+        guard headers != nil || !allFit else { return }
         try withRabbitMQCPool { (pool) throws(AMQPError) in
             _ = try RabbitMQCEncoder(pool: pool).properties(self)
         }
