@@ -75,6 +75,8 @@ public enum MessageValidation {
             return "the body is not a JSON object"
         case .typeMismatch(let type, let context):
             return "field \"\(path(context))\" has the wrong type (expected \(typeName(type)))"
+        case .valueNotFound(_, let context) where context.codingPath.isEmpty:
+            return "the body is not a JSON object"
         case .valueNotFound(let type, let context):
             return "field \"\(path(context))\" is null (expected \(typeName(type)))"
         case .dataCorrupted(let context) where context.codingPath.isEmpty:

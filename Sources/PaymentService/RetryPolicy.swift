@@ -45,7 +45,8 @@ public struct RetryPolicy: Sendable, Equatable {
     /// The decision for attempt `attempt` (1-based) of a payment whose client `clientID` is unknown.
     public func decide(attempt: Int, clientID: String) -> Decision {
         guard attempt <= maxAttempts else {
-            return .park(reason: "client \"\(clientID)\" was still unknown after \(attempt) attempts")
+            let attempts = attempt == 1 ? "1 attempt" : "\(attempt) attempts"
+            return .park(reason: "client \"\(clientID)\" was still unknown after \(attempts)")
         }
         return .retry(nextAttempt: attempt + 1, delay: delay(forRetry: attempt))
     }

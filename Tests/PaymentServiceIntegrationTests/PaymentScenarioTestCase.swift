@@ -61,13 +61,17 @@ class PaymentScenarioTestCase: XCTestCase {
     /// Starts `consumer` on the test's prefix with short retries and no summaries, plus `arguments`; unless
     /// `waitForTopology` is false, waits until it declared its events exchange and then until it consumes (the events
     /// exchange comes before the delay queues, so its existence alone does not mean the topology is complete).
+    /// The consumer's `--hold-time`: off by default here, so that these tests exercise the delayed-retry path
+    /// that hold and wake would otherwise make rare; the scale-out tests turn it on.
+    var holdTime = "0s"
+
     @discardableResult
     func startConsumer(_ arguments: [String] = [], waitForTopology: Bool = true) async throws -> RunningProgram {
         let consumer = try RunningProgram(
             "consumer",
             [
                 "--url", PaymentTestBroker.url, "--name-prefix", prefix, "--retry-step", "200ms", "--summary-interval",
-                "0s",
+                "0s", "--hold-time", holdTime,
             ]
                 + arguments)
         consumers.append(consumer)

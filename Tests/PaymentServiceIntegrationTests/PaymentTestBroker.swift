@@ -118,7 +118,10 @@ extension AMQPConnection {
     /// Deletes the queues and exchanges of one test's topology; names that do not exist are passed over.
     func deleteTopology(_ topology: PaymentTopology) async throws {
         let queues =
-            [topology.clientsQueue, topology.paymentsQueue, topology.retriesQueue, topology.parkingLot]
+            [
+                topology.clientsQueue, topology.paymentsQueue, topology.retriesQueue, topology.parkingLot,
+                topology.clientsLog, topology.outcomesLog,
+            ]
             + topology.testDelayQueues
         for queue in queues {
             guard try await queueInfo(queue) != nil else { continue }

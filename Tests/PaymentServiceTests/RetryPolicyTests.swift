@@ -86,7 +86,7 @@ final class RetryPolicyTests: XCTestCase {
         XCTAssertNoThrow(try policy.validate())
         XCTAssertEqual(
             policy.decide(attempt: 1, clientID: "c-1"),
-            .park(reason: "client \"c-1\" was still unknown after 1 attempts"))
+            .park(reason: "client \"c-1\" was still unknown after 1 attempt"))
         XCTAssertEqual(policy.delayLevels, [])
     }
 

@@ -634,6 +634,8 @@ final class RabbitMQCConnection {
             for id in Array(channels.keys) where channels[id]?.isClosing == false {
                 closeChannel(id, reason: "the connection is closing", continuation: nil)
             }
+            // With no channel to wait for, close now rather than after the next poll tick.
+            if channels.isEmpty { advanceClose() }
             return
         }
         guard channels.isEmpty || expired else { return }
