@@ -128,6 +128,11 @@ final class RunningProgram: Sendable {
         stderrLines.filter { line in fragments.allSatisfy(line.contains) }.count
     }
 
+    /// Sends SIGKILL: the process dies at once, without a chance to clean up (a crash, an OOM kill).
+    func crash() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     /// Sends SIGTERM, the signal a service manager stops the consumer with. (`Process.interrupt()` sends SIGINT.)
     func terminate() {
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }

@@ -18,6 +18,25 @@ enum PaymentTestBroker {
     }
 
     /// Connects to the test broker; skips the test when it is unreachable outside CI, fails inside CI.
+    /// Runs `rabbitmqctl` on the local broker; skips outside CI when it is not installed.
+    static func rabbitmqctl(_ arguments: String...) throws -> String {
+        let candidates = ["/usr/sbin/rabbitmqctl", "/usr/local/sbin/rabbitmqctl", "/opt/homebrew/sbin/rabbitmqctl"]
+        guard let path = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            if isCI { throw QueueMissing(queue: "rabbitmqctl (not installed)") }
+            throw XCTSkip("rabbitmqctl is not installed")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
     static func connect(name: String) async throws -> AMQPConnection {
         var configuration = try AMQPConfiguration(url: url)
         configuration.connectionName = name
