@@ -3,7 +3,7 @@
 # docker-compose (only to validate docker-compose.yml; no Docker engine is needed). Swift itself must be installed.
 set -euo pipefail
 
-packages=(librabbitmq-dev libssl-dev pkg-config rabbitmq-server docker-compose)
+packages=(librabbitmq-dev libssl-dev pkg-config openssl rabbitmq-server docker-compose)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -11,5 +11,13 @@ else
     echo "starting RabbitMQ"
     $sudo rabbitmq-server -detached
 fi
-$sudo rabbitmqctl -q await_startup --timeout 120
-echo "RabbitMQ is ready on 127.0.0.1:5672"
+# A node that was just started may not be known to epmd yet, and await_startup then fails at once: retry.
+for _ in $(seq 1 60); do
+    if $sudo rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1; then
+        echo "RabbitMQ is ready on 127.0.0.1:5672"
+        exit 0
+    fi
+    sleep 2
+done
+echo "RabbitMQ did not start; see /var/log/rabbitmq/" >&2
+exit 1

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 scripts/install-dependencies.sh
 scripts/start-broker.sh
+scripts/setup-tls.sh
+scripts/validate-compose.sh
 
 log=$(mktemp)
 swift build --build-tests 2>&1 | tee "$log"
