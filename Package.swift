@@ -97,10 +97,16 @@ let package = Package(
             dependencies: ["RabbitMQ"],
             swiftSettings: swiftSettings
         ),
+        // What both integration test targets use: a loopback TCP proxy for network faults, and time limits.
+        .target(
+            name: "RabbitMQTestSupport",
+            path: "Tests/RabbitMQTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RabbitMQIntegrationTests",
             dependencies: [
-                "RabbitMQ",
+                "RabbitMQ", "RabbitMQTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -113,7 +119,7 @@ let package = Package(
         // Runs the built consumer and producer as processes against the local broker.
         .testTarget(
             name: "PaymentServiceIntegrationTests",
-            dependencies: ["PaymentService", "PaymentConsumer", "PaymentProducer"],
+            dependencies: ["PaymentService", "PaymentConsumer", "PaymentProducer", "RabbitMQ", "RabbitMQTestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -33,8 +33,16 @@ public struct EventProducer: Sendable {
         try await send(payments.map { ($0.paymentId, $0) }, to: topology.paymentsQueue)
     }
 
+    /// How many times messages whose confirm was lost to a connection failure are published again.
+    static let rounds = 5
+
     /// Publishes each message persistent, as JSON, mandatory (so a missing queue is an error, not a silent drop),
     /// with up to 1,000 awaiting their confirm.
+    ///
+    /// A message whose publish failed retriably (the connection failed and recovers) is published again once the
+    /// connection is back, up to ``rounds`` times, so that every id ends up either confirmed or reported as failed,
+    /// once. A message whose confirm was lost may then reach the queue twice; the consumer's deduplication by id
+    /// absorbs that.
     private func send<Message: Encodable>(_ messages: [(id: String, message: Message)], to queue: String)
         async throws -> Report
     {
@@ -51,35 +59,64 @@ public struct EventProducer: Sendable {
             }
             try await channel.enablePublisherConfirms(maxOutstanding: 1000)
             let encoder = JSONEncoder()
-            var pending: [(String, AMQPPublishConfirmation)] = []
+            var remaining = try messages.map { ($0.id, try encoder.encode($0.message)) }
             var report = Report()
-            for (id, message) in messages {
-                let properties = AMQPProperties(
-                    contentType: "application/json", deliveryMode: .persistent, messageID: id, timestamp: Date(),
-                    appID: "producer")
-                do {
-                    if let confirmation = try await channel.startPublish(
-                        try encoder.encode(message), routingKey: queue, properties: properties, mandatory: true)
-                    {
-                        pending.append((id, confirmation))
+            for round in 1...Self.rounds where !remaining.isEmpty {
+                if round > 1 {
+                    logger.info(
+                        "publishing again the messages whose confirm was lost",
+                        metadata: ["count": "\(remaining.count)", "round": "\(round)"])
+                    try await waitForRecovery(of: amqp)
+                }
+                var retriable: [(String, Data)] = []
+                let lastRound = round == Self.rounds
+                func failed(_ id: String, _ body: Data, _ error: any Error) {
+                    if let error = error as? AMQPError, error.isRetriable, !lastRound {
+                        retriable.append((id, body))
+                    } else {
+                        report.failed.append((id, "\(error)"))
                     }
-                } catch {
-                    report.failed.append((id, "\(error)"))
                 }
-            }
-            for (id, confirmation) in pending {
-                do {
-                    try await confirmation.wait()
-                    report.confirmed.append(id)
-                } catch {
-                    report.failed.append((id, "\(error)"))
+                var pending: [(String, Data, AMQPPublishConfirmation)] = []
+                for (id, body) in remaining {
+                    let properties = AMQPProperties(
+                        contentType: "application/json", deliveryMode: .persistent, messageID: id, timestamp: Date(),
+                        appID: "producer")
+                    do {
+                        if let confirmation = try await channel.startPublish(
+                            body, routingKey: queue, properties: properties, mandatory: true)
+                        {
+                            pending.append((id, body, confirmation))
+                        }
+                    } catch {
+                        failed(id, body, error)
+                    }
                 }
+                for (id, body, confirmation) in pending {
+                    do {
+                        try await confirmation.wait()
+                        report.confirmed.append(id)
+                    } catch {
+                        failed(id, body, error)
+                    }
+                }
+                remaining = retriable
             }
             try await amqp.close()
             return report
         } catch {
             try? await amqp.close()
             throw error
+        }
+    }
+
+    /// Waits until the connection has recovered from a failure (at most a minute).
+    private func waitForRecovery(of connection: AMQPConnection) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        // A failure is seen a moment after the publishes that it failed, so give it a moment to show.
+        try await Task.sleep(for: .milliseconds(100))
+        while connection.isRecovering && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
         }
     }
 }

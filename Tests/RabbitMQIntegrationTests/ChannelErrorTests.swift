@@ -1,5 +1,6 @@
 import Foundation
 import RabbitMQ
+import RabbitMQTestSupport
 import XCTest
 
 final class ChannelErrorTests: XCTestCase {

@@ -1,5 +1,6 @@
 import Foundation
 import RabbitMQ
+import RabbitMQTestSupport
 import XCTest
 
 /// The I/O thread keeps the connection alive on its own: the application may be idle or slow, and with a 2 s

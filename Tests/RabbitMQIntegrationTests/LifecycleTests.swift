@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RabbitMQ
+import RabbitMQTestSupport
 import ServiceLifecycle
 import XCTest
 

@@ -1,4 +1,5 @@
 import Foundation
+import RabbitMQTestSupport
 import XCTest
 
 final class ReadmeExampleTests: XCTestCase {

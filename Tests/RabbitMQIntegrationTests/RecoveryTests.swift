@@ -1,5 +1,6 @@
 import Foundation
 import RabbitMQ
+import RabbitMQTestSupport
 import XCTest
 
 /// Automatic recovery against the real broker: the connection is closed under the client's feet with

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import RabbitMQ
-import Synchronization
+import RabbitMQTestSupport
 import XCTest
 
 /// How the integration tests reach the broker: `AMQP_URL` (default: the local broker), unique names, time limits,
@@ -72,64 +72,6 @@ enum TestBroker {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return String(decoding: data, as: UTF8.self)
-    }
-}
-
-/// Thrown when a test waited longer than its limit.
-struct TestTimeout: Error, CustomStringConvertible {
-    let seconds: Double
-    let what: String
-    var description: String { "timed out after \(seconds) s waiting for \(what)" }
-}
-
-/// Runs `body`, failing with ``TestTimeout`` if it takes longer than `seconds`: no test waits forever.
-///
-/// The body runs in a task of its own that is cancelled on timeout, and the timeout does not wait for it to end, so
-/// even a body stuck in something that ignores cancellation cannot hang the test.
-func withTimeout<T: Sendable>(
-    _ seconds: Double, _ what: String = "the operation", _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    let outcome = OneShot<Result<T, any Error>>()
-    let work = Task {
-        let result: Result<T, any Error>
-        do { result = .success(try await body()) } catch { result = .failure(error) }
-        outcome.fulfil(result)
-    }
-    let timer = Task {
-        try? await Task.sleep(for: .seconds(seconds))
-        outcome.fulfil(.failure(TestTimeout(seconds: seconds, what: what)))
-    }
-    let result = await outcome.value
-    work.cancel()
-    timer.cancel()
-    return try result.get()
-}
-
-/// A value set once, awaited by one task.
-final class OneShot<Value: Sendable>: Sendable {
-    private let state = Mutex<(value: Value?, waiter: CheckedContinuation<Value, Never>?)>((nil, nil))
-
-    func fulfil(_ value: Value) {
-        let waiter = state.withLock { state -> CheckedContinuation<Value, Never>? in
-            guard state.value == nil else { return nil }
-            state.value = value
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume(returning: value)
-    }
-
-    var value: Value {
-        get async {
-            await withCheckedContinuation { continuation in
-                let ready = state.withLock { state -> Value? in
-                    if let value = state.value { return value }
-                    state.waiter = continuation
-                    return nil
-                }
-                if let ready { continuation.resume(returning: ready) }
-            }
-        }
     }
 }
 

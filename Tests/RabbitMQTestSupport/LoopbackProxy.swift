@@ -8,19 +8,23 @@ import Glibc
 /// A TCP proxy on 127.0.0.1 in front of the local broker, for faults a real network has: it can stop forwarding
 /// (the peer goes silent without closing anything, as behind a dead router) and stop accepting (the broker is
 /// unreachable). Only loopback addresses are involved.
-final class LoopbackProxy: Sendable {
+public final class LoopbackProxy: Sendable {
     private struct State {
         var forwarding = true
         var accepting = true
         var closed = false
+        /// Bumped to make every pump end, dropping the connections it carries.
+        var generation = 0
     }
 
-    let port: Int
+    /// The port the proxy listens on (127.0.0.1).
+    public let port: Int
     private let targetPort: Int
     private let listener: Int32
     private let state = Mutex(State())
 
-    init(targetPort: Int) throws {
+    /// Starts a proxy on a free loopback port, forwarding to `targetPort` on 127.0.0.1.
+    public init(targetPort: Int) throws {
         self.targetPort = targetPort
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var reuse: Int32 = 1
@@ -31,7 +35,7 @@ final class LoopbackProxy: Sendable {
                 bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard bound == 0, listen(listener, 16) == 0 else { throw TestTimeout(seconds: 0, what: "a proxy socket") }
+        guard bound == 0, listen(listener, 16) == 0 else { throw TestTimeout(seconds: 0, what: "a listening socket") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
@@ -43,16 +47,19 @@ final class LoopbackProxy: Sendable {
     }
 
     /// Stops forwarding bytes in both directions; connections stay open and silent.
-    func pause() { state.withLock { $0.forwarding = false } }
+    public func pause() { state.withLock { $0.forwarding = false } }
 
     /// Forwards bytes again.
-    func resume() { state.withLock { $0.forwarding = true } }
+    public func resume() { state.withLock { $0.forwarding = true } }
 
     /// Refuses new connections (the listening socket closes), as if the broker were gone.
-    func stopAccepting() { state.withLock { $0.accepting = false } }
+    public func stopAccepting() { state.withLock { $0.accepting = false } }
+
+    /// Closes every proxied connection at once (the peers see the TCP connection end), and keeps accepting new ones.
+    public func dropConnections() { state.withLock { $0.generation += 1 } }
 
     /// Ends everything: the listener and every proxied connection.
-    func close() { state.withLock { $0.closed = true } }
+    public func close() { state.withLock { $0.closed = true } }
 
     private static func loopback(port: UInt16) -> sockaddr_in {
         var address = sockaddr_in()
@@ -83,20 +90,21 @@ final class LoopbackProxy: Sendable {
                 Glibc.close(upstream)
                 continue
             }
-            let thread = Thread { [self] in pump(client, upstream) }
+            let generation = state.withLock { $0.generation }
+            let thread = Thread { [self] in pump(client, upstream, generation: generation) }
             thread.start()
         }
     }
 
-    private func pump(_ client: Int32, _ upstream: Int32) {
+    private func pump(_ client: Int32, _ upstream: Int32, generation: Int) {
         defer {
             Glibc.close(client)
             Glibc.close(upstream)
         }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let (forwarding, closed) = state.withLock { ($0.forwarding, $0.closed) }
-            if closed { return }
+            let (forwarding, closed, current) = state.withLock { ($0.forwarding, $0.closed, $0.generation) }
+            if closed || current != generation { return }
             guard forwarding else {
                 usleep(20_000)
                 continue
