@@ -319,20 +319,20 @@ public final class AMQPChannel: Sendable {
         queue: String, tag: String = "", noAck: Bool = false, exclusive: Bool = false, arguments: AMQPTable = [:]
     ) async throws -> AMQPConsumer {
         try Self.validateNames([(queue, "queue name"), (tag, "consumer tag")])
-        let (stream, sink) = AsyncThrowingStream.makeStream(of: AMQPDelivery.self)
+        let buffer = DeliveryBuffer(noAck: noAck)
         let consumerTag = try await request { (connection, continuation: CheckedContinuation<String, any Error>) in
             connection.consume(
                 on: self.id, queue: queue, tag: tag, noAck: noAck, exclusive: exclusive, arguments: arguments,
-                sink: sink, continuation: continuation)
+                sink: buffer, continuation: continuation)
         }
-        sink.onTermination = { [weak self] termination in
-            // The iterating task was cancelled: stop the broker sending more.
-            guard case .cancelled = termination, let self else { return }
+        buffer.setOnTermination { [weak self] in
+            // Nobody reads the deliveries any more: stop the broker sending them.
+            guard let self else { return }
             try? self.core.commands.enqueue(.perform({ connection in
                 connection.cancelConsumer(consumerTag, on: self.id, continuation: nil)
             }, onFailure: { _ in }))
         }
-        return AMQPConsumer(stream: stream, tag: consumerTag, channel: self)
+        return AMQPConsumer(owner: DeliveryBufferOwner(buffer), tag: consumerTag, channel: self)
     }
 
     /// Cancels a consumer (`basic.cancel`). Its sequence delivers what was already on its way, then ends.

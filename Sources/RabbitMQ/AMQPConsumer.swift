@@ -2,8 +2,8 @@
 ///
 /// Returned by ``AMQPChannel/consume(queue:tag:noAck:exclusive:arguments:)``. Iterate it once. It ends normally when
 /// the consumer is cancelled by the application, and throws ``AMQPError`` when the broker cancels the consumer
-/// (`consumerCancelledByBroker`) or the channel or connection fails. Cancelling the iterating task cancels the
-/// consumer; deliveries that arrive after that go back to the queue.
+/// (`consumerCancelledByBroker`) or the channel or connection fails. Cancelling the iterating task, or dropping
+/// every copy of the consumer, cancels the consumer; deliveries not read by then go back to the queue.
 public struct AMQPConsumer: AsyncSequence, Sendable {
     /// The sequence's element: one delivery.
     public typealias Element = AMQPDelivery
@@ -12,10 +12,10 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
     public let tag: String
     /// The channel the consumer runs on.
     public let channel: AMQPChannel
-    private let stream: AsyncThrowingStream<AMQPDelivery, any Error>
+    private let owner: DeliveryBufferOwner
 
-    init(stream: AsyncThrowingStream<AMQPDelivery, any Error>, tag: String, channel: AMQPChannel) {
-        self.stream = stream
+    init(owner: DeliveryBufferOwner, tag: String, channel: AMQPChannel) {
+        self.owner = owner
         self.tag = tag
         self.channel = channel
     }
@@ -27,16 +27,16 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
 
     /// Creates the iterator.
     public func makeAsyncIterator() -> Iterator {
-        Iterator(base: stream.makeAsyncIterator())
+        Iterator(owner: owner)
     }
 
     /// Iterates the deliveries.
     public struct Iterator: AsyncIteratorProtocol {
-        var base: AsyncThrowingStream<AMQPDelivery, any Error>.Iterator
+        let owner: DeliveryBufferOwner
 
         /// The next delivery, or nil once the consumer was cancelled.
         public mutating func next() async throws -> AMQPDelivery? {
-            try await base.next()
+            try await owner.buffer.next()
         }
     }
 }

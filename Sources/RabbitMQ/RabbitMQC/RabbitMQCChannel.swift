@@ -23,7 +23,7 @@ final class RabbitMQCChannel {
     /// A consumer registered by `basic.consume-ok`, with what recovery needs to start it again.
     struct Consumer {
         let noAck: Bool
-        let sink: AsyncThrowingStream<AMQPDelivery, any Error>.Continuation
+        let sink: DeliveryBuffer
         var queue: String
         let exclusive: Bool
         let arguments: AMQPTable

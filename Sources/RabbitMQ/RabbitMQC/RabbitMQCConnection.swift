@@ -42,7 +42,20 @@ final class RabbitMQCConnection {
     let channelMax: UInt16
     var tick: Duration
     private var nextHousekeeping: ContinuousClock.Instant
-    var phase = Phase.open
+    var phase = Phase.open {
+        didSet {
+            switch phase {
+            case .open, .closing: (isConnected, isRecovering, isEnded) = (true, false, false)
+            case .recovering: (isConnected, isRecovering, isEnded) = (false, true, false)
+            case .ended: (isConnected, isRecovering, isEnded) = (false, false, true)
+            }
+        }
+    }
+    /// Whether the C connection is there to be used (not while recovering, not once ended). Stored rather than
+    /// computed from ``phase``: the loop asks for every frame, and the phase carries arrays.
+    private(set) var isConnected = true
+    private(set) var isRecovering = false
+    private(set) var isEnded = false
     /// False between a failure that started recovery (which destroyed the C connection) and the next success.
     var hasLiveState = true
     private var nextChannelHint: UInt16 = 1
@@ -70,23 +83,7 @@ final class RabbitMQCConnection {
 
     var encoder: RabbitMQCEncoder { RabbitMQCEncoder(pool: pool) }
 
-    var isEnded: Bool {
-        if case .ended = phase { return true }
-        return false
-    }
 
-    var isRecovering: Bool {
-        if case .recovering = phase { return true }
-        return false
-    }
-
-    /// Whether the C connection is there to be used (not while recovering, not once ended).
-    var isConnected: Bool {
-        switch phase {
-        case .open, .closing: true
-        case .recovering, .ended: false
-        }
-    }
 
     // MARK: - Thread entry
 

@@ -190,7 +190,7 @@ extension RabbitMQCConnection {
     /// Starts a consumer (`basic.consume`); deliveries go to `sink` from the `basic.consume-ok` on.
     func consume(
         on channelID: UInt16, queue: String, tag: String, noAck: Bool, exclusive: Bool, arguments: AMQPTable,
-        sink: AsyncThrowingStream<AMQPDelivery, any Error>.Continuation,
+        sink: DeliveryBuffer,
         continuation: CheckedContinuation<String, any Error>
     ) {
         request(

@@ -1,0 +1,170 @@
+import Synchronization
+
+/// Where the I/O thread puts a consumer's deliveries and the consuming task takes them.
+///
+/// A lean single-consumer queue instead of `AsyncThrowingStream`: one lock, no generic machinery, and a delivery
+/// that is already buffered is returned without suspending. The prefetch bounds what it holds.
+///
+/// When the consuming side goes away (its task is cancelled, or every ``AMQPConsumer`` copy is gone), the buffer is
+/// terminated: deliveries still in it are given back to the broker (`basic.nack` with requeue) and
+/// ``onTermination`` cancels the consumer.
+final class DeliveryBuffer: Sendable {
+    enum YieldResult {
+        case enqueued
+        /// Nobody will read it: the caller should give the delivery back.
+        case terminated
+    }
+
+    private struct State {
+        var items: [AMQPDelivery] = []
+        var head = 0
+        var waiter: CheckedContinuation<AMQPDelivery?, any Error>?
+        /// How the sequence ends once the items run out: normally (nil error) or with an error.
+        var end: Result<Void, AMQPError>?
+        var terminated = false
+        var onTermination: (@Sendable () -> Void)?
+    }
+
+    let noAck: Bool
+    private let state = Mutex(State())
+
+    init(noAck: Bool) {
+        self.noAck = noAck
+    }
+
+    /// What to do once the consuming side is gone; runs at most once.
+    func setOnTermination(_ action: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { state -> Bool in
+            if state.terminated { return true }
+            state.onTermination = action
+            return false
+        }
+        if runNow { action() }
+    }
+
+    /// Adds a delivery (I/O thread).
+    func yield(_ delivery: AMQPDelivery) -> YieldResult {
+        let waiter = state.withLock { state -> CheckedContinuation<AMQPDelivery?, any Error>?? in
+            if state.terminated || state.end != nil { return .none }
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return .some(waiter)
+            }
+            state.items.append(delivery)
+            return .some(nil)
+        }
+        switch waiter {
+        case .none:
+            return .terminated
+        case .some(.some(let waiter)):
+            waiter.resume(returning: delivery)
+            return .enqueued
+        case .some(.none):
+            return .enqueued
+        }
+    }
+
+    /// Ends the sequence after the buffered deliveries: normally, or with `error`.
+    func finish(throwing error: AMQPError? = nil) {
+        let waiter = state.withLock { state -> CheckedContinuation<AMQPDelivery?, any Error>? in
+            guard state.end == nil else { return nil }
+            state.end = error.map { .failure($0) } ?? .success(())
+            guard state.head == state.items.count else { return nil }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        if let waiter {
+            if let error { waiter.resume(throwing: error) } else { waiter.resume(returning: nil) }
+        }
+    }
+
+    /// The next delivery; nil when the sequence ended normally or the consuming side is gone.
+    func next() async throws -> AMQPDelivery? {
+        if let ready = takeReady() { return ready }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AMQPDelivery?, any Error>) in
+                let immediate = state.withLock { state -> Result<AMQPDelivery?, any Error>? in
+                    if let item = Self.pop(&state) { return .success(item) }
+                    if state.terminated { return .success(nil) }
+                    switch state.end {
+                    case .failure(let error):
+                        // Thrown once; the sequence then simply ends.
+                        state.end = .success(())
+                        return .failure(error)
+                    case .success:
+                        return .success(nil)
+                    case nil:
+                        state.waiter = continuation
+                        return nil
+                    }
+                }
+                if let immediate { continuation.resume(with: immediate) }
+            }
+        } onCancel: {
+            self.terminate()
+        }
+    }
+
+    /// Marks the consuming side gone: the waiting `next()` returns nil, buffered deliveries are given back, and
+    /// the termination action runs.
+    func terminate() {
+        typealias Taken = (
+            waiter: CheckedContinuation<AMQPDelivery?, any Error>?, leftovers: [AMQPDelivery],
+            action: (@Sendable () -> Void)?
+        )
+        let (waiter, leftovers, action) = state.withLock { state -> Taken in
+            if state.terminated { return (nil, [], nil) }
+            state.terminated = true
+            let leftovers = Array(state.items[state.head...])
+            state.items = []
+            state.head = 0
+            let waiter = state.waiter
+            state.waiter = nil
+            let action = state.end == nil ? state.onTermination : nil
+            state.onTermination = nil
+            return (waiter, leftovers, action)
+        }
+        waiter?.resume(returning: nil)
+        if !noAck {
+            // Unread deliveries would otherwise stay unacknowledged until the channel closes.
+            for delivery in leftovers {
+                try? delivery.channel.acknowledge(
+                    deliveryTag: delivery.deliveryTag, multiple: false, kind: AcknowledgeRequest.Kind.nack(requeue: true),
+                    epoch: delivery.epoch)
+            }
+        }
+        action?()
+    }
+
+    private func takeReady() -> AMQPDelivery? {
+        state.withLock { state -> AMQPDelivery? in Self.pop(&state) }
+    }
+
+    private static func pop(_ state: inout State) -> AMQPDelivery? {
+        guard state.head < state.items.count else { return nil }
+        let item = state.items[state.head]
+        state.head += 1
+        if state.head == state.items.count {
+            state.items.removeAll(keepingCapacity: true)
+            state.head = 0
+        } else if state.head >= 1024 && state.head * 2 >= state.items.count {
+            state.items.removeFirst(state.head)
+            state.head = 0
+        }
+        return item
+    }
+}
+
+/// Owned only by the consuming side of a ``DeliveryBuffer``: when the last ``AMQPConsumer`` copy and iterator are
+/// gone, the buffer is terminated (which cancels the consumer).
+final class DeliveryBufferOwner: Sendable {
+    let buffer: DeliveryBuffer
+
+    init(_ buffer: DeliveryBuffer) {
+        self.buffer = buffer
+    }
+
+    deinit {
+        buffer.terminate()
+    }
+}
