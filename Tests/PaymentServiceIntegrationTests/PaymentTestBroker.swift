@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PaymentService
 import RabbitMQ
+import RabbitMQTestSupport
 import XCTest
 
 /// How these tests reach the broker: `AMQP_URL` (default: the local broker), a unique name prefix per test, and
@@ -20,21 +21,9 @@ enum PaymentTestBroker {
     /// Connects to the test broker; skips the test when it is unreachable outside CI, fails inside CI.
     /// Runs `rabbitmqctl` on the local broker; skips outside CI when it is not installed.
     static func rabbitmqctl(_ arguments: String...) throws -> String {
-        let candidates = ["/usr/sbin/rabbitmqctl", "/usr/local/sbin/rabbitmqctl", "/opt/homebrew/sbin/rabbitmqctl"]
-        guard let path = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
-            if isCI { throw QueueMissing(queue: "rabbitmqctl (not installed)") }
-            throw XCTSkip("rabbitmqctl is not installed")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        if let output = try runRabbitmqctl(arguments) { return output }
+        if isCI { throw QueueMissing(queue: "rabbitmqctl (not installed)") }
+        throw XCTSkip("rabbitmqctl is not installed")
     }
 
     static func connect(name: String) async throws -> AMQPConnection {

@@ -3,19 +3,7 @@ import RabbitMQ
 import RabbitMQTestSupport
 import XCTest
 
-final class ConsumeTests: XCTestCase {
-    var connection: AMQPConnection!
-    var channel: AMQPChannel!
-
-    override func setUp() async throws {
-        connection = try await TestBroker.connect()
-        channel = try await connection.openChannel()
-    }
-
-    override func tearDown() async throws {
-        try await connection?.close()
-    }
-
+final class ConsumeTests: BrokerTestCase {
     private func publish(_ count: Int, to queue: String) async throws {
         try await channel.enablePublisherConfirms()
         for index in 0..<count { try await channel.publish(Data("\(index)".utf8), routingKey: queue) }

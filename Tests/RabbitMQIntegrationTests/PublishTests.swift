@@ -3,19 +3,7 @@ import RabbitMQ
 import RabbitMQTestSupport
 import XCTest
 
-final class PublishTests: XCTestCase {
-    var connection: AMQPConnection!
-    var channel: AMQPChannel!
-
-    override func setUp() async throws {
-        connection = try await TestBroker.connect()
-        channel = try await connection.openChannel()
-    }
-
-    override func tearDown() async throws {
-        try await connection?.close()
-    }
-
+final class PublishTests: BrokerTestCase {
     func testEveryBasicPropertyRoundTrips() async throws {
         let queue = try await channel.declareTestQueue()
         let timestamp = Date(timeIntervalSince1970: 1_700_000_000)

@@ -57,21 +57,9 @@ enum TestBroker {
 
     /// Runs `rabbitmqctl` on the local broker; skips outside CI when it is not installed or `AMQP_URL` is remote.
     static func rabbitmqctl(_ arguments: String...) throws -> String {
-        let candidates = ["/usr/sbin/rabbitmqctl", "/usr/local/sbin/rabbitmqctl", "/opt/homebrew/sbin/rabbitmqctl"]
-        guard let path = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
-            if isCI { throw AMQPError(.invalidConfiguration, "rabbitmqctl is not installed") }
-            throw XCTSkip("rabbitmqctl is not installed")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        if let output = try runRabbitmqctl(arguments) { return output }
+        if isCI { throw AMQPError(.invalidConfiguration, "rabbitmqctl is not installed") }
+        throw XCTSkip("rabbitmqctl is not installed")
     }
 }
 

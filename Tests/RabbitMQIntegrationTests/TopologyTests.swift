@@ -2,19 +2,7 @@ import Foundation
 import RabbitMQ
 import XCTest
 
-final class TopologyTests: XCTestCase {
-    var connection: AMQPConnection!
-    var channel: AMQPChannel!
-
-    override func setUp() async throws {
-        connection = try await TestBroker.connect()
-        channel = try await connection.openChannel()
-    }
-
-    override func tearDown() async throws {
-        try await connection?.close()
-    }
-
+final class TopologyTests: BrokerTestCase {
     func testExchangeOfEveryTypeDeclaresPassiveChecksAndDeletes() async throws {
         for type in [AMQPExchangeType.direct, .fanout, .topic, .headers] {
             let name = TestBroker.uniqueName("exchange-\(type)")

@@ -140,15 +140,20 @@ final class RabbitMQCChannel {
         }
     }
 
-    /// Fails what was in flight when the connection failed, but keeps the channel, its consumers and its settings
-    /// for recovery. Confirms and replies that were pending fail with `error` (retriable).
-    func interrupt(with error: AMQPError) {
+    /// Fails the request awaiting its reply and those queued behind it.
+    private func failRequests(with error: AMQPError) {
         let replies = pendingReplies
         pendingReplies = []
         for reply in replies { reply.fail(error) }
         let queued = queuedRequests
         queuedRequests = []
         for request in queued { request.fail(error) }
+    }
+
+    /// Fails what was in flight when the connection failed, but keeps the channel, its consumers and its settings
+    /// for recovery. Confirms and replies that were pending fail with `error` (retriable).
+    func interrupt(with error: AMQPError) {
+        failRequests(with: error)
         let confirms = pendingConfirms
         pendingConfirms = [:]
         var released = 0
@@ -170,12 +175,7 @@ final class RabbitMQCChannel {
     /// Fails everything waiting on this channel. Consumers end with `consumerError`, or normally when it is nil.
     func fail(with error: AMQPError, consumerError: AMQPError?) {
         handle.state.markClosed(AMQPChannel.closedError(channel: id, cause: error))
-        let replies = pendingReplies
-        pendingReplies = []
-        for reply in replies { reply.fail(error) }
-        let queued = queuedRequests
-        queuedRequests = []
-        for request in queued { request.fail(error) }
+        failRequests(with: error)
         let confirms = pendingConfirms
         pendingConfirms = [:]
         for entry in confirms.values { entry.box?.settle(.failure(error)) }
