@@ -74,6 +74,11 @@ if $sudo rabbitmqctl -q status >/dev/null 2>&1; then
     if [ "$changed" = true ] || ! $sudo rabbitmq-diagnostics -q listeners 2>/dev/null | grep -q 5671; then
         echo "setup-tls: restarting RabbitMQ for its TLS listener"
         $sudo rabbitmqctl -q stop
+        # Starting again while the old node is still shutting down fails; wait until it is gone.
+        for _ in $(seq 1 30); do
+            $sudo rabbitmqctl -q status >/dev/null 2>&1 || break
+            sleep 1
+        done
         "$scripts/start-broker.sh"
     fi
     # Login by certificate needs the user; it has no password, so only a certificate gets it in.
