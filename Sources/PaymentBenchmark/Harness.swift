@@ -169,15 +169,21 @@ struct OutcomeObserver: Sendable {
         }
     }
 
-    /// Waits until the consumer consumes its three queues, so that nothing published afterwards waits for it to start.
-    func waitForConsumers(of topology: PaymentTopology, abort: @Sendable () -> String?) async throws {
+    /// Waits until `instances` consumers consume each of the three queues (one per running instance), so that
+    /// nothing published afterwards waits for one to start. An instance consumes only once it has replayed the shared
+    /// streams, so it then knows every client registered before.
+    func waitForConsumers(
+        of topology: PaymentTopology, instances: Int = 1, abort: @Sendable () -> String?
+    ) async throws {
         let deadline = clock.now + .seconds(30)
         let channel = try await connection.openChannel()
         do {
             for queue in [topology.clientsQueue, topology.paymentsQueue, topology.retriesQueue] {
-                while try await channel.declareQueue(queue, passive: true).consumerCount == 0 {
+                while try await channel.declareQueue(queue, passive: true).consumerCount < instances {
                     if let failure = abort() { throw BenchmarkError(failure) }
-                    guard clock.now < deadline else { throw BenchmarkError("nobody consumes \(queue) after 30 s") }
+                    guard clock.now < deadline else {
+                        throw BenchmarkError("fewer than \(instances) consumers on \(queue) after 30 s")
+                    }
                     try await Task.sleep(for: .milliseconds(5))
                 }
             }
@@ -370,6 +376,10 @@ func deleteTopology(
         + ([OutcomeObserver.queueName] + extraQueues).map { topology.prefix + $0 }
     for queue in queues {
         await attempt(queue) { _ = try await $0.deleteQueue(queue) }
+    }
+    // The shared streams too: they outlive every consumer, and a stream keeps its segments on disk until deleted.
+    for stream in [topology.clientsLog, topology.outcomesLog] {
+        await attempt(stream) { _ = try await $0.deleteQueue(stream) }
     }
     for exchange in [topology.eventsExchange, topology.delayedExchange] {
         await attempt(exchange) { try await $0.deleteExchange(exchange) }

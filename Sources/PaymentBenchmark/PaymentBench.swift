@@ -9,7 +9,8 @@ import RabbitMQ
 struct PaymentBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "payment-bench",
-        abstract: "Measures the payment service: latency after a late registration, and throughput.",
+        abstract:
+            "Measures the payment service: latency after a late registration, throughput, and several instances.",
         discussion: """
             Runs PaymentConsumerService in this process under a random name prefix (bench-<id>-), publishes payments \
             and registrations on its own connection with confirms, and times the payment.processed outcomes on an \
@@ -17,7 +18,23 @@ struct PaymentBench: AsyncParsableCommand {
             deleted afterwards. The last lines are one measure each, for scripts to compare:
               registration_to_processed <mode> p50_ms=… p99_ms=… max_ms=… retries_mean=… retries_max=…
               throughput known-clients end_to_end_per_s=… consumer_only_per_s=…
+              scaleout instances=<n> hold=<on|off> p50_ms=… p99_ms=… max_ms=… retries_mean=… retries_max=… \
+            payments=… duplicates=… parked=… missing=…
+              scaleout_target instances=<n> hold=on p99_under_50ms=<met|missed> retries_under_0.05=<met|missed>
+              scaleout_note instances=<n> hold=<on|off> broker_blocked_ms=… (only when a resource alarm hit the run)
+            The latency measure runs with holding off: it measures the delayed-retry path against its schedule. \
+            The scale-out measure runs 1 and 3 instances (--scaleout-instances) with holding on (HoldPolicy() \
+            defaults) and off, delay mode ttl; a payment without exactly one processed outcome prints a FAIL line \
+            and the command exits non-zero. --only picks measures: --only scaleout runs that one alone.
             """)
+
+    /// The measures, for `--only`.
+    enum Measure: String, CaseIterable {
+        case latency, throughput, scaleout
+    }
+
+    @Option(help: "Run only these measures (latency, throughput, scaleout; repeat or separate with commas).")
+    var only: [String] = []
 
     @Option(help: "Payments of the latency measure, one client each (0 skips it).")
     var payments = 1000
@@ -27,6 +44,18 @@ struct PaymentBench: AsyncParsableCommand {
 
     @Option(help: "Payments of the throughput measures, all of one known client (0 skips them).")
     var throughputPayments = 20000
+
+    @Option(help: "Payments of the scale-out measure, one client each (0 skips it).")
+    var scaleoutPayments = 1000
+
+    @Option(help: "Payments per second of the scale-out measure.")
+    var scaleoutRate = 200.0
+
+    @Option(help: "Scale-out: registrations arrive 0 to this many seconds after their payment, uniformly at random.")
+    var scaleoutMaxLagSeconds = 3.0
+
+    @Option(help: "Scale-out: the numbers of instances to run, each with holding on and off (comma-separated).")
+    var scaleoutInstances = "1,3"
 
     @Option(help: "The broker's URL.")
     var url = "amqp://guest:guest@127.0.0.1:5672/"
@@ -40,7 +69,44 @@ struct PaymentBench: AsyncParsableCommand {
     @Option(help: "The lowest level logged to stderr (the consumer logs every payment at info).")
     var logLevel: Logger.Level = .warning
 
+    /// The measures `--only` picks; every one without it.
+    var measures: Set<Measure> {
+        get throws {
+            let names = only.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !names.isEmpty else { return Set(Measure.allCases) }
+            return Set(try names.map { name in
+                guard let measure = Measure(rawValue: name) else {
+                    throw ValidationError(
+                        "unknown measure \"\(name)\" in --only; the measures are "
+                            + Measure.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                return measure
+            })
+        }
+    }
+
+    /// The instance counts of `--scaleout-instances`.
+    var instanceCounts: [Int] {
+        get throws {
+            try scaleoutInstances.split(separator: ",").map { text in
+                guard let count = Int(text.trimmingCharacters(in: .whitespaces)), (1...16).contains(count) else {
+                    throw ValidationError("--scaleout-instances takes numbers from 1 to 16, not \"\(text)\"")
+                }
+                return count
+            }
+        }
+    }
+
     func validate() throws {
+        _ = try measures
+        _ = try instanceCounts
+        guard scaleoutPayments >= 0 else { throw ValidationError("--scaleout-payments cannot be negative") }
+        guard scaleoutRate.isFinite, scaleoutRate > 0, scaleoutRate <= 100_000 else {
+            throw ValidationError("--scaleout-rate must be above 0 and at most 100000")
+        }
+        guard scaleoutMaxLagSeconds.isFinite, scaleoutMaxLagSeconds >= 0, scaleoutMaxLagSeconds <= 3600 else {
+            throw ValidationError("--scaleout-max-lag-seconds must be between 0 and 3600")
+        }
         guard payments >= 0 else { throw ValidationError("--payments cannot be negative") }
         guard throughputPayments >= 0 else { throw ValidationError("--throughput-payments cannot be negative") }
         guard maxLagSeconds.isFinite, maxLagSeconds >= 0, maxLagSeconds <= 3600 else {
@@ -73,8 +139,9 @@ struct PaymentBench: AsyncParsableCommand {
 
         var lines: [String] = []
         var failed = false
+        let measures = try self.measures
 
-        if payments > 0 {
+        if payments > 0, measures.contains(.latency) {
             for mode in [DelayMode.ttl, .plugin] {
                 let measure = "registration_to_processed \(mode.rawValue)"
                 if mode == .plugin {
@@ -94,7 +161,8 @@ struct PaymentBench: AsyncParsableCommand {
                     maxLag: .nanoseconds(Int64((maxLagSeconds * 1e9).rounded())), seed: seed, logger: logger)
                 print(
                     "latency \(mode.rawValue): \(payments) payments, one client each, registration lag uniform in "
-                        + "[0, \(fixed(maxLagSeconds, 1))] s; RetryPolicy() step 1 s, cap 10 s, 10 retries")
+                        + "[0, \(fixed(maxLagSeconds, 1))] s; RetryPolicy() step 1 s, cap 10 s, 10 retries; "
+                        + "holding off")
                 do {
                     let result = try await benchmark.run()
                     lines += report(result, mode: mode)
@@ -109,7 +177,7 @@ struct PaymentBench: AsyncParsableCommand {
             }
         }
 
-        if throughputPayments > 0 {
+        if throughputPayments > 0, measures.contains(.throughput) {
             let topology = PaymentTopology(prefix: base + "tput-")
             let benchmark = ThroughputBenchmark(
                 configuration: configuration, topology: topology, payments: throughputPayments, logger: logger)
@@ -124,6 +192,50 @@ struct PaymentBench: AsyncParsableCommand {
             }
             await cleanUp(
                 topology, extraQueues: ThroughputBenchmark.extraQueues, configuration: configuration, logger: logger)
+        }
+
+        if scaleoutPayments > 0, measures.contains(.scaleout) {
+            for instances in try instanceCounts {
+                for hold in [HoldPolicy(), HoldPolicy.off] {
+                    let holdName = hold == .off ? "off" : "on"
+                    let name = "scaleout instances=\(instances) hold=\(holdName)"
+                    let topology = PaymentTopology(prefix: base + "scale\(instances)-hold-\(holdName)-")
+                    let benchmark = ScaleOutBenchmark(
+                        configuration: configuration, topology: topology, instances: instances, hold: hold,
+                        payments: scaleoutPayments, paymentsPerSecond: scaleoutRate,
+                        maxLag: .nanoseconds(Int64((scaleoutMaxLagSeconds * 1e9).rounded())), seed: seed,
+                        logger: logger)
+                    print(
+                        "\(name): \(scaleoutPayments) payments at \(fixed(scaleoutRate, 0))/s, one client each, "
+                            + "registration lag uniform in [0, \(fixed(scaleoutMaxLagSeconds, 1))] s; delay mode ttl, "
+                            + "RetryPolicy() step 1 s; "
+                            + (hold == .off
+                                ? "holding off"
+                                : "holding up to \(hold.maxHeld) payments for \(hold.time) per instance")
+                            + ", prefetch \(PaymentConsumerConfiguration(connection: configuration).prefetch)")
+                    let measureBegan = clock.now
+                    do {
+                        let result = try await benchmark.run()
+                        lines += report(result, name: name, instances: instances, hold: hold)
+                        if !result.problems.isEmpty {
+                            failed = true
+                            let failure = "FAIL \(name): " + result.problems.joined(separator: ", ")
+                            print(failure)
+                            lines.append(failure)
+                        }
+                        if let csvDirectory {
+                            write(result.rows, to: csvDirectory, name: "scaleout-\(instances)-hold-\(holdName).csv")
+                        }
+                    } catch {
+                        failed = true
+                        print("FAIL \(name): \(error)")
+                        lines.append("\(name) failed")
+                        lines.append("FAIL \(name): \(error)")
+                    }
+                    print("  \(name) took \(fixed((clock.now - measureBegan).seconds, 1)) s")
+                    await cleanUp(topology, configuration: configuration, logger: logger)
+                }
+            }
         }
 
         print("run took \(fixed((clock.now - began).seconds, 1)) s")
@@ -209,6 +321,89 @@ struct PaymentBench: AsyncParsableCommand {
         lines.append(line("registration_to_processed", name, result.afterRegistration, retries: result.retries))
         lines.append(line("payment_to_processed", name, result.endToEnd, retries: result.retries))
         lines.append(line("schedule_prediction", name, result.predictedWait, retries: result.predictedRetries))
+        return lines
+    }
+
+    private func report(
+        _ result: ScaleOutBenchmark.Result, name: String, instances: Int, hold: HoldPolicy
+    ) -> [String] {
+        print(
+            "\(name): processed=\(result.processed) parked=\(result.parked) missing=\(result.missing) "
+                + "duplicate_outcomes=\(result.duplicates) unreadable=\(result.unreadable); published in "
+                + "\(fixed(result.publishDuration.milliseconds, 0)) ms, last outcome "
+                + "\(fixed(result.runDuration.milliseconds, 0)) ms after the first publish")
+        for (index, snapshot) in result.services.enumerated() {
+            print("  instance \(index + 1) counters: \(snapshot)")
+        }
+        let held = result.peakHeld.map(String.init).joined(separator: ", ")
+        print("  peak held (sampled every ms): per instance [\(held)], all together \(result.peakHeldTotal)")
+        printSummary("realised lag (registration − payment publish)", result.lag)
+        printSummary("registration publish → processed", result.afterRegistration)
+        printSummary("payment publish → processed", result.endToEnd)
+        printSummary("registration publish → read from the clients stream", result.registrationToStream)
+        printSummary("read from the clients stream → processed", result.streamToProcessed)
+        if result.byRetries.contains(where: { $0.retries > 0 }) {
+            printSummary(
+                "  no retry only: registration publish → read from the stream", result.registrationToStreamNoRetry)
+            printSummary("  no retry only: read from the stream → processed", result.streamToProcessedNoRetry)
+        }
+        printSummary("benchmark's publish lateness against its schedule", result.publishLateness)
+        printSummary("benchmark's payment publish → confirm (broker alone)", result.paymentConfirm)
+        printSummary("benchmark's registration publish → confirm (broker alone)", result.registrationConfirm)
+        print(
+            "  longest pause of a 1 ms sampling loop in this process: "
+                + "\(fixed(result.longestSamplerGap.milliseconds)) ms, ending "
+                + "\(fixed(result.longestSamplerGapAt.milliseconds, 0)) ms after the first publish")
+        if result.brokerBlocked > .zero {
+            print(
+                "  the broker blocked publishing (a resource alarm) for "
+                    + "\(fixed(result.brokerBlocked.milliseconds, 0)) ms during the run")
+        }
+        if let slow = result.slow {
+            print(
+                "  registrations over 50 ms to processed: \(slow.count), published between "
+                    + "\(fixed(slow.first, 0)) and \(fixed(slow.last, 0)) ms after the first publish")
+        }
+        if result.unseenRegistrations > 0 {
+            print("  registrations the benchmark never read from the stream: \(result.unseenRegistrations)")
+        }
+        print(
+            "  processed by retries: "
+                + result.byRetries.map { "\($0.retries)→\($0.count)" }.joined(separator: " "))
+        let left = result.leftover.filter { $0.messages > 0 }
+        print(
+            "  ready messages left once every outcome was in: "
+                + (left.isEmpty ? "none" : left.map { "\($0.queue)=\($0.messages)" }.joined(separator: " ")))
+        if let retries = result.retries {
+            print("  retries per payment: mean \(fixed(retries.mean, 3)) max \(fixed(retries.max, 0))")
+        }
+
+        var lines: [String] = []
+        let holdName = hold == .off ? "off" : "on"
+        if let summary = result.afterRegistration, let retries = result.retries {
+            lines.append(
+                "scaleout instances=\(instances) hold=\(holdName) p50_ms=\(fixed(summary.p50)) "
+                    + "p99_ms=\(fixed(summary.p99)) max_ms=\(fixed(summary.max)) "
+                    + "retries_mean=\(fixed(retries.mean, 3)) retries_max=\(fixed(retries.max, 0)) "
+                    + "payments=\(scaleoutPayments) duplicates=\(result.duplicates) parked=\(result.parked) "
+                    + "missing=\(result.missing)")
+            if result.brokerBlocked > .zero {
+                lines.append(
+                    "scaleout_note instances=\(instances) hold=\(holdName) broker_blocked_ms="
+                        + "\(fixed(result.brokerBlocked.milliseconds, 0)) (a memory or disk alarm: not the service)")
+            }
+            if hold != .off {
+                let latency = summary.p99 < 50 ? "met" : "missed"
+                let retried = retries.mean < 0.05 ? "met" : "missed"
+                lines.append(
+                    "scaleout_target instances=\(instances) hold=on p99_under_50ms=\(latency) "
+                        + "(\(fixed(summary.p99))) retries_under_0.05=\(retried) (\(fixed(retries.mean, 3)))")
+            }
+        } else {
+            lines.append(
+                "scaleout instances=\(instances) hold=\(holdName) no-sample payments=\(scaleoutPayments) "
+                    + "duplicates=\(result.duplicates) parked=\(result.parked) missing=\(result.missing)")
+        }
         return lines
     }
 

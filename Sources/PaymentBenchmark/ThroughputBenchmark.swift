@@ -181,9 +181,9 @@ struct ThroughputBenchmark {
 }
 
 /// What the broker and the client library allow for the service's work, without the service: consume a queue of
-/// payments (prefetch 100, 32 handled at once, as the service's defaults), publish one persistent message per delivery
-/// with a confirm to a topic exchange routing it to a non-durable queue (as an outcome reaches the observer's queue),
-/// then acknowledge the delivery. No JSON, no ledger, no registry, no metrics, no logging.
+/// payments (prefetch 100, 32 handled at once: the service's defaults before it held payments; it now has prefetch
+/// 1,000 and no other bound), publish one persistent message per delivery with a confirm to a topic exchange routing
+/// it to a non-durable queue (as an outcome reaches the observer's queue), then acknowledge the delivery. No JSON, no ledger, no registry, no metrics, no logging.
 ///
 /// Messages are pre-published, so this compares with the consumer-only rate. With `durableOutput` each message goes
 /// instead, mandatory through the default exchange, to a durable queue, as a retry goes to a TTL delay queue: the
