@@ -72,10 +72,12 @@ public final class PaymentConsumerService: Service {
         let mode = try await resolveDelayMode()
         let topology = configuration.topology
 
+        // Named after the configuration's connection name when it has one, so instances can be told apart.
+        let name = configuration.connection.connectionName ?? "payment-consumer"
         var consuming = configuration.connection
-        consuming.connectionName = "payment-consumer"
+        consuming.connectionName = name
         var publishing = configuration.connection
-        publishing.connectionName = "payment-consumer-publisher"
+        publishing.connectionName = "\(name)-publisher"
         let consumeConnection = try await AMQPConnection.connect(configuration: consuming, logger: logger)
         let publishConnection: AMQPConnection
         do {
@@ -84,6 +86,11 @@ public final class PaymentConsumerService: Service {
             try? await consumeConnection.close()
             throw error
         }
+
+        let recoveryLogs = [consumeConnection, publishConnection].map { connection in
+            Task { await self.logRecovery(of: connection) }
+        }
+        defer { for task in recoveryLogs { task.cancel() } }
 
         do {
             let setup = try await consumeConnection.openChannel()
@@ -245,6 +252,29 @@ public final class PaymentConsumerService: Service {
             try? await Task.sleep(for: .seconds(1))
             // After a recovery this is a no-op: the broker already requeued what the old connection held.
             try? await delivery.nack(requeue: true)
+        }
+    }
+
+    /// Reports the connection's automatic recovery in the service's log: the library logs it at info at most.
+    private func logRecovery(of connection: AMQPConnection) async {
+        let name = connection.configuration.connectionName ?? "connection"
+        for await event in connection.recoveryEvents {
+            switch event {
+            case .started(let cause):
+                logger.warning("connection lost; recovering", metadata: ["connection": "\(name)", "error": "\(cause)"])
+            case .attemptFailed(let attempt, let error, let delay):
+                logger.warning(
+                    "connection recovery attempt failed",
+                    metadata: [
+                        "connection": "\(name)", "attempt": "\(attempt)", "error": "\(error)", "retry_in": "\(delay)",
+                    ])
+            case .recovered(let attempts):
+                logger.notice("connection recovered", metadata: ["connection": "\(name)", "attempts": "\(attempts)"])
+            case .queueRenamed:
+                break
+            case .gaveUp(let error):
+                logger.error("connection recovery gave up", metadata: ["connection": "\(name)", "error": "\(error)"])
+            }
         }
     }
 
