@@ -79,6 +79,33 @@ final class ConsumeTests: BrokerTestCase {
         XCTAssertEqual(ready, 0)
     }
 
+    func testManyQuickAcknowledgementsSettleExactlyEveryDelivery() async throws {
+        // Single acks queued together go out as one multiple ack when that is equivalent; one delivery left
+        // unacknowledged in the middle must keep the others from being folded over it.
+        let queue = try await channel.declareTestQueue()
+        try await publish(500, to: queue)
+        let consuming = try await connection.openChannel()
+        try await consuming.setPrefetch(500)
+        let consumer = try await consuming.consume(queue: queue)
+        let kept = try await withTimeout(10, "500 deliveries") { () -> AMQPDelivery? in
+            var kept: AMQPDelivery?
+            var count = 0
+            for try await delivery in consumer {
+                count += 1
+                if count == 250 { kept = delivery } else { try await delivery.ack() }
+                if count == 500 { break }
+            }
+            return kept
+        }
+        try await consumer.cancel()
+        try await consuming.close()
+        // Closing the channel hands back exactly the one delivery that was never acknowledged.
+        let ready = try await channel.messageCount(in: queue)
+        XCTAssertEqual(ready, 1)
+        let back = try await channel.waitForMessage(in: queue)
+        XCTAssertEqual(back.body, kept?.body)
+    }
+
     func testNackMultipleRequeuesAll() async throws {
         let queue = try await channel.declareTestQueue()
         try await publish(3, to: queue)

@@ -66,6 +66,20 @@ final class CommandQueue: Sendable {
 
     /// Appends a publish, first waiting while the queue already holds ``publishHighWaterMark`` publishes.
     func enqueuePublish(_ command: ConnectionCommand) async throws {
+        // The common case, with room in the queue: one lock.
+        let accepted = try state.withLock { state throws(AMQPError) -> Bool? in
+            if let error = state.closedError { throw error }
+            guard state.queuedPublishes < publishHighWaterMark else { return nil }
+            state.commands.append(command)
+            state.queuedPublishes += 1
+            let wake = state.sleeping
+            state.sleeping = false
+            return wake
+        }
+        if let wake = accepted {
+            if wake { signal() }
+            return
+        }
         while true {
             let full = try state.withLock { state throws(AMQPError) -> Bool in
                 if let error = state.closedError { throw error }

@@ -30,7 +30,9 @@ enum ConnectionCommand: Sendable {
 }
 
 /// One `basic.publish`, as queued for the I/O thread.
-struct PublishRequest: Sendable {
+///
+/// A class, so that the command queue moves one pointer rather than copying the properties along the way.
+final class PublishRequest: Sendable {
     let channelID: UInt16
     let exchange: String
     let routingKey: String
@@ -39,6 +41,19 @@ struct PublishRequest: Sendable {
     let mandatory: Bool
     /// Present when the channel is in confirm mode: the I/O thread settles it when the broker answers.
     let confirmation: ConfirmationBox?
+
+    init(
+        channelID: UInt16, exchange: String, routingKey: String, body: Data, properties: AMQPProperties,
+        mandatory: Bool, confirmation: ConfirmationBox?
+    ) {
+        self.channelID = channelID
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.body = body
+        self.properties = properties
+        self.mandatory = mandatory
+        self.confirmation = confirmation
+    }
 }
 
 /// One acknowledgement of a delivery, as queued for the I/O thread.

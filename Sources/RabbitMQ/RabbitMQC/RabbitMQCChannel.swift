@@ -35,7 +35,7 @@ final class RabbitMQCChannel {
         case returned(replyCode: UInt16, replyText: String, exchange: String, routingKey: String)
         case fetched(
             deliveryTag: UInt64, redelivered: Bool, exchange: String, routingKey: String, remaining: UInt32,
-            reply: CheckedContinuation<AMQPDelivery?, any Error>)
+            noAck: Bool, reply: CheckedContinuation<AMQPDelivery?, any Error>)
     }
 
     /// A message between its method frame and its last body frame.
@@ -75,6 +75,8 @@ final class RabbitMQCChannel {
     var epoch: UInt64 = 0
     /// The prefetch the application set (`basic.qos`), for recovery to set again.
     var prefetch: (count: UInt16, global: Bool)?
+    /// Deliveries awaiting their acknowledgement, to coalesce acknowledgements safely.
+    var unsettled = RabbitMQCUnsettledTags()
 
     init(id: UInt16, handle: AMQPChannel) {
         self.id = id
@@ -165,11 +167,12 @@ final class RabbitMQCChannel {
         handle.state.releaseConfirmSlots(released)
         nextPublishTag = 1
         lowestUnsettledTag = 1
-        if case .fetched(_, _, _, _, _, let reply) = content?.owner {
+        if case .fetched(_, _, _, _, _, _, let reply) = content?.owner {
             reply.resume(throwing: error)
         }
         content = nil
         epoch += 1
+        unsettled.reset()
     }
 
     /// Fails everything waiting on this channel. Consumers end with `consumerError`, or normally when it is nil.
@@ -188,7 +191,7 @@ final class RabbitMQCChannel {
                 consumer.sink.finish()
             }
         }
-        if case .fetched(_, _, _, _, _, let reply) = content?.owner {
+        if case .fetched(_, _, _, _, _, _, let reply) = content?.owner {
             reply.resume(throwing: error)
         }
         content = nil

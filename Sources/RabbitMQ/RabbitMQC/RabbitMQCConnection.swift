@@ -231,13 +231,19 @@ final class RabbitMQCConnection {
             }
             amqp_maybe_release_buffers(state)
             let commands = core.commands.takeAll()
+            var acknowledgements: [AcknowledgeRequest] = []
             for command in commands {
                 if isEnded {
                     command.fail(endedError)
+                } else if case .acknowledge(let request) = command, case .ack = request.kind, !request.multiple {
+                    acknowledgements.append(request)
                 } else {
+                    // Acknowledgements keep their place relative to everything else on the connection.
+                    sendAcknowledgements(&acknowledgements)
                     execute(command)
                 }
             }
+            sendAcknowledgements(&acknowledgements)
             if !isConnected { continue }
 
             // Frames rabbitmq-c already holds would not wake poll(2).
@@ -354,6 +360,42 @@ final class RabbitMQCConnection {
         }
     }
 
+    /// Sends a run of single acknowledgements: on each channel, as one `basic.ack` with `multiple` when no other
+    /// delivery at or below the highest tag awaits its acknowledgement (then it settles exactly the same ones), as
+    /// separate ones otherwise. Consumers acking every delivery thus cost one frame per batch, not per message.
+    private func sendAcknowledgements(_ requests: inout [AcknowledgeRequest]) {
+        guard !requests.isEmpty else { return }
+        defer { requests.removeAll(keepingCapacity: true) }
+        guard requests.count > 1, isConnected else {
+            for request in requests { acknowledge(request) }
+            return
+        }
+        var byChannel: [UInt16: [AcknowledgeRequest]] = [:]
+        for request in requests { byChannel[request.channelID, default: []].append(request) }
+        for (channelID, group) in byChannel {
+            guard let channel = channels[channelID],
+                group.allSatisfy({ $0.epoch == nil || $0.epoch == channel.epoch })
+            else {
+                for request in group { acknowledge(request) }
+                continue
+            }
+            var highest: UInt64 = 0
+            for request in group {
+                channel.unsettled.settle(request.deliveryTag)
+                highest = max(highest, request.deliveryTag)
+            }
+            if group.count > 1, (channel.unsettled.lowest ?? .max) > highest {
+                let status = amqp_basic_ack(state, channelID, highest, 1)
+                if status != AMQP_STATUS_OK.rawValue {
+                    fail(RabbitMQCErrors.connectionLost(status: status))
+                    return
+                }
+            } else {
+                for request in group { acknowledge(request) }
+            }
+        }
+    }
+
     private func acknowledge(_ request: AcknowledgeRequest) {
         guard let channel = channels[request.channelID], !isRecovering else {
             logger.debug(
@@ -368,6 +410,11 @@ final class RabbitMQCConnection {
                 "acknowledgement of a delivery from before the connection recovered ignored",
                 metadata: ["amqp.channel": "\(request.channelID)", "amqp.delivery_tag": "\(request.deliveryTag)"])
             return
+        }
+        if request.multiple {
+            channel.unsettled.settle(upTo: request.deliveryTag)
+        } else {
+            channel.unsettled.settle(request.deliveryTag)
         }
         let status: Int32
         switch request.kind {

@@ -170,6 +170,8 @@ extension RabbitMQCConnection {
     private func completeContent(_ content: RabbitMQCChannel.Content, on channel: RabbitMQCChannel) {
         switch content.owner {
         case .delivery(let consumerTag, let deliveryTag, let redelivered, let exchange, let routingKey):
+            // Unknown consumers count too: their deliveries stay unacknowledged on the broker.
+            if channel.consumers[consumerTag]?.noAck != true { channel.unsettled.delivered(deliveryTag) }
             guard let consumer = channel.consumers[consumerTag] else {
                 logger.warning(
                     "delivery for an unknown consumer dropped; the broker redelivers it when the channel closes",
@@ -183,6 +185,7 @@ extension RabbitMQCConnection {
             if case .terminated = consumer.sink.yield(delivery), !consumer.noAck {
                 // Nobody iterates the consumer any more (its cancel is on the way): give the message back now
                 // rather than holding it until the channel closes.
+                channel.unsettled.settle(deliveryTag)
                 if amqp_basic_nack(state, channel.id, deliveryTag, 0, 1) != AMQP_STATUS_OK.rawValue {
                     fail(AMQPError(.connectionLost, "could not requeue a delivery"))
                 }
@@ -196,7 +199,8 @@ extension RabbitMQCConnection {
                 "the broker returned a message",
                 metadata: ["amqp.reply_code": "\(replyCode)", "amqp.routing_key": "\(routingKey)"])
             channel.handle.returnsContinuation.yield(returned)
-        case .fetched(let deliveryTag, let redelivered, let exchange, let routingKey, let remaining, let reply):
+        case .fetched(let deliveryTag, let redelivered, let exchange, let routingKey, let remaining, let noAck, let reply):
+            if !noAck { channel.unsettled.delivered(deliveryTag) }
             reply.resume(returning: AMQPDelivery(
                 body: content.body, properties: content.properties, exchange: exchange, routingKey: routingKey,
                 deliveryTag: deliveryTag, isRedelivered: redelivered, consumerTag: nil,

@@ -254,7 +254,7 @@ extension RabbitMQCConnection {
                     .fetched(
                         deliveryTag: ok.delivery_tag, redelivered: ok.redelivered != 0,
                         exchange: RabbitMQCBytes.string(ok.exchange), routingKey: RabbitMQCBytes.string(ok.routing_key),
-                        remaining: ok.message_count, reply: continuation),
+                        remaining: ok.message_count, noAck: noAck, reply: continuation),
                     on: channelID)
             },
             fail: { continuation.resume(throwing: $0) })
