@@ -268,11 +268,10 @@ public final class AMQPChannel: Sendable {
     ) async throws -> AMQPPublishConfirmation? {
         try Self.validateNames([(exchange, "exchange name"), (routingKey, "routing key")])
         try properties.validate()
-        try state.checkOpen()
-        try core.checkNotRecovering()
-        // While the broker blocks the connection (a resource alarm) publishes wait here, bounded by a timeout;
-        // acknowledgements do not wait, so consumers keep draining queues.
-        try await core.waitWhileBlocked()
+        // Fails while the connection recovers; while the broker blocks the connection (a resource alarm) waits,
+        // bounded by a timeout. Acknowledgements never wait, so consumers keep draining queues.
+        try await core.admitPublish()
+        // Also throws once the channel is closed.
         let confirmed = try await state.acquireConfirmSlot()
         let box = confirmed ? ConfirmationBox() : nil
         let request = PublishRequest(

@@ -97,4 +97,11 @@ public struct AMQPProperties: Sendable, Hashable {
         self.userID = userID
         self.appID = appID
     }
+
+    /// Whether no property is set (the common case, sent without encoding anything).
+    var isEmpty: Bool {
+        contentType == nil && contentEncoding == nil && headers == nil && deliveryMode == nil && priority == nil
+            && correlationID == nil && replyTo == nil && expiration == nil && messageID == nil && timestamp == nil
+            && type == nil && userID == nil && appID == nil
+    }
 }

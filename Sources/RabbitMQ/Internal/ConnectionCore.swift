@@ -58,6 +58,14 @@ final class ConnectionCore: Sendable {
         }
     }
 
+    /// Checks, with one lock, that a publish may go ahead now: throws while the connection recovers, and waits
+    /// while the broker blocks publishing.
+    func admitPublish() async throws {
+        let (recovering, blocked) = state.withLock { ($0.recovering != nil, $0.blocked != nil) }
+        if recovering { try checkNotRecovering() }
+        if blocked { try await waitWhileBlocked() }
+    }
+
     /// Waits while the broker blocks publishing, at most ``AMQPConfiguration/blockedPublishTimeout``.
     func waitWhileBlocked() async throws {
         guard state.withLock({ $0.blocked != nil }) else { return }

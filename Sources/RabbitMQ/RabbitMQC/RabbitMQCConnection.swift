@@ -330,16 +330,24 @@ final class RabbitMQCConnection {
             request.confirmation?.settle(.failure(channelGoneError(request.channelID)))
             return
         }
-        let status: Int32
+        var status: Int32 = AMQP_STATUS_OK.rawValue
+        var exchange = request.exchange
+        var routingKey = request.routingKey
         do {
-            // Names are copied into the scratch pool: a few bytes, and no dangling pointer into a Swift string.
-            var properties = try encoder.properties(request.properties)
-            let exchange = encoder.bytes(request.exchange)
-            let routingKey = encoder.bytes(request.routingKey)
-            status = request.body.withUnsafeBytes { body in
-                amqp_basic_publish(
-                    state, request.channelID, exchange, routingKey, request.mandatory ? 1 : 0, 0, &properties,
-                    amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
+            // The common case, plain properties, needs neither the encoder nor its scratch pool.
+            var properties = request.properties.isEmpty ? amqp_basic_properties_t() : try encoder.properties(request.properties)
+            // Names are passed straight from their UTF-8 storage, valid for the duration of the call.
+            exchange.withUTF8 { exchangeBytes in
+                routingKey.withUTF8 { routingKeyBytes in
+                    request.body.withUnsafeBytes { body in
+                        status = amqp_basic_publish(
+                            state, request.channelID,
+                            amqp_bytes_t(len: exchangeBytes.count, bytes: UnsafeMutableRawPointer(mutating: exchangeBytes.baseAddress)),
+                            amqp_bytes_t(len: routingKeyBytes.count, bytes: UnsafeMutableRawPointer(mutating: routingKeyBytes.baseAddress)),
+                            request.mandatory ? 1 : 0, 0, &properties,
+                            amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
+                    }
+                }
             }
         } catch {
             recycle_amqp_pool(pool)
@@ -347,7 +355,7 @@ final class RabbitMQCConnection {
             logger.error("message not published: \(error)")
             return
         }
-        recycle_amqp_pool(pool)
+        if !request.properties.isEmpty { recycle_amqp_pool(pool) }
         guard status == AMQP_STATUS_OK.rawValue else {
             // The method frame may be out already, so the stream is no longer in a known state (rabbitmq-c.md §2).
             let error = RabbitMQCErrors.connectionLost(status: status)
