@@ -323,11 +323,11 @@ final class RabbitMQCConnection {
 
     private func publish(_ request: PublishRequest) {
         guard !isRecovering else {
-            request.confirmation?.settle(.failure(recoveringError))
+            refuse(request, with: recoveringError)
             return
         }
         guard let channel = channels[request.channelID], !channel.isClosing else {
-            request.confirmation?.settle(.failure(channelGoneError(request.channelID)))
+            refuse(request, with: channelGoneError(request.channelID))
             return
         }
         var status: Int32 = AMQP_STATUS_OK.rawValue
@@ -351,7 +351,7 @@ final class RabbitMQCConnection {
             }
         } catch {
             recycle_amqp_pool(pool)
-            request.confirmation?.settle(.failure(error))
+            refuse(request, with: error)
             logger.error("message not published: \(error)")
             return
         }
@@ -359,13 +359,21 @@ final class RabbitMQCConnection {
         guard status == AMQP_STATUS_OK.rawValue else {
             // The method frame may be out already, so the stream is no longer in a known state (rabbitmq-c.md §2).
             let error = RabbitMQCErrors.connectionLost(status: status)
-            request.confirmation?.settle(.failure(error))
+            refuse(request, with: error)
             fail(error)
             return
         }
         if channel.confirmsEnabled {
             channel.recordPublish(request)
         }
+    }
+
+    /// Fails a publish that was not sent, and gives back the confirm-window slot its publisher took (the channel
+    /// may outlive this, across a recovery).
+    private func refuse(_ request: PublishRequest, with error: AMQPError) {
+        guard let confirmation = request.confirmation else { return }
+        confirmation.settle(.failure(error))
+        channels[request.channelID]?.handle.state.releaseConfirmSlots(1)
     }
 
     /// Sends a run of single acknowledgements: on each channel, as one `basic.ack` with `multiple` when no other
@@ -524,7 +532,8 @@ final class RabbitMQCConnection {
             return
         }
         guard send(id, on: channel.id, &method) else {
-            pending.fail(endedError)
+            // The failed send ended or began recovering the connection; say which, so callers know to retry.
+            pending.fail(isRecovering ? recoveringError : endedError)
             return
         }
         logger.trace("sent \(pending.request) on channel \(channel.id)")
