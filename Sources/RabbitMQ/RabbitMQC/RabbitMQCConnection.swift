@@ -42,6 +42,12 @@ final class RabbitMQCConnection {
     let channelMax: UInt16
     var tick: Duration
     private var nextHousekeeping: ContinuousClock.Instant
+    /// When the socket last had something to read; a broker silent for too long is declared dead.
+    var lastDataAt = ContinuousClock.now
+    /// How long the broker may stay silent: RabbitMQ sends a heartbeat every half interval, so one and a half
+    /// intervals is three missed heartbeats, and the broker is declared dead within two intervals (rabbitmq-c's own
+    /// deadline, two intervals after the last byte, plus a poll tick, would come later). Nil without heartbeats.
+    var silenceLimit: Duration?
     var phase = Phase.open {
         didSet {
             switch phase {
@@ -72,6 +78,12 @@ final class RabbitMQCConnection {
         self.channelMax = UInt16(clamping: amqp_get_channel_max(state) == 0 ? 65535 : amqp_get_channel_max(state))
         self.tick = Self.tick(for: state)
         self.nextHousekeeping = .now + tick
+        self.silenceLimit = Self.silenceLimit(for: state)
+    }
+
+    static func silenceLimit(for state: amqp_connection_state_t) -> Duration? {
+        let heartbeat = amqp_get_heartbeat(state)
+        return heartbeat > 0 ? .milliseconds(Int(heartbeat) * 1500) : nil
     }
 
     /// A quarter of the heartbeat keeps sends well inside the broker's patience; without heartbeats the tick only
@@ -260,7 +272,10 @@ final class RabbitMQCConnection {
                 }
                 readable = descriptors[0].revents != 0
             }
-            if readable && isConnected { readFrames() }
+            if readable {
+                lastDataAt = .now
+                if isConnected { readFrames() }
+            }
             housekeepIfDue()
             if isConnected { advanceClose() }
         }
@@ -296,6 +311,12 @@ final class RabbitMQCConnection {
         let now = ContinuousClock.now
         guard now >= nextHousekeeping else { return }
         nextHousekeeping = now + tick
+        if let silenceLimit, now - lastDataAt > silenceLimit {
+            fail(AMQPError(
+                .connectionLost,
+                "the broker stopped answering: no data or heartbeat for \(now - lastDataAt) (heartbeat \(silenceLimit / 1.5))"))
+            return
+        }
         var frame = amqp_frame_t()
         var briefly = timeval(tv_sec: 0, tv_usec: 1)
         let status = amqp_simple_wait_frame_noblock(state, &frame, &briefly)

@@ -89,6 +89,8 @@ extension RabbitMQCConnection {
             hasLiveState = true
             socketDescriptor = amqp_get_sockfd(state)
             tick = Self.tick(for: state)
+            silenceLimit = Self.silenceLimit(for: state)
+            lastDataAt = .now
             try redeclareTopology()
             try reopenChannels()
         } catch {
