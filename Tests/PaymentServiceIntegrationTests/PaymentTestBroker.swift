@@ -130,7 +130,7 @@ extension AMQPConnection {
                 topology.clientsQueue, topology.paymentsQueue, topology.retriesQueue, topology.parkingLot,
                 topology.clientsLog, topology.outcomesLog,
             ]
-            + topology.testDelayQueues
+            + topology.cleanupDelayQueues
         for queue in queues {
             guard try await queueInfo(queue) != nil else { continue }
             let channel = try await openChannel()
@@ -153,13 +153,17 @@ struct QueueMissing: Error, CustomStringConvertible {
 }
 
 extension PaymentTopology {
-    /// The delay queues of consumers started the way the tests start them: `--retry-step 200ms` (most tests) or
-    /// `500ms` (the fault tests), with the default cap (10 s) and attempts (10). Other `--max-attempts` values use a
-    /// subset of them.
+    /// The delay queues of a consumer started the way the tests start it: `--retry-step 200ms` with the default cap
+    /// (10 s) and attempts (10), so 200 ms to 2 s. Other `--max-attempts` values use a subset of them.
     var testDelayQueues: [String] {
-        let levels = [Duration.milliseconds(200), .milliseconds(500)].flatMap { step in
-            RetryPolicy(step: step, maxDelay: .seconds(10), maxAttempts: 10).delayLevels
-        }
-        return Array(Set(levels.map { delayQueue(for: $0) })).sorted()
+        RetryPolicy(step: .milliseconds(200), maxDelay: .seconds(10), maxAttempts: 10).delayLevels
+            .map { delayQueue(for: $0) }
+    }
+
+    /// Every delay queue a test may have made: those above, and those of the fault tests' `--retry-step 500ms`.
+    var cleanupDelayQueues: [String] {
+        let faultTestQueues = RetryPolicy(step: .milliseconds(500), maxDelay: .seconds(10), maxAttempts: 10).delayLevels
+            .map { delayQueue(for: $0) }
+        return Array(Set(testDelayQueues + faultTestQueues)).sorted()
     }
 }
