@@ -36,6 +36,9 @@ final class RabbitMQCConnection {
     /// Scratch memory for the C structures of outgoing methods; recycled after each send.
     let pool: UnsafeMutablePointer<amqp_pool_t>
     var channels: [UInt16: RabbitMQCChannel] = [:]
+    /// Why each closed channel closed, until its number is reused: a request that arrives just after the broker
+    /// closed a channel then fails with the broker's reason, not a generic one.
+    private var closedChannelErrors: [UInt16: AMQPError] = [:]
     /// What the application declared, in order, for recovery to declare again.
     var topology = RabbitMQCTopology()
     var socketDescriptor: Int32
@@ -571,7 +574,7 @@ final class RabbitMQCConnection {
 
     /// The error for a command aimed at a channel that is closed or closing.
     func channelGoneError(_ channelID: UInt16) -> AMQPError {
-        if let error = channels[channelID]?.handle.state.closedError { return error }
+        if let error = channels[channelID]?.handle.state.closedError ?? closedChannelErrors[channelID] { return error }
         if case .ended = phase { return endedError }
         return AMQPError(.channelClosed, "channel \(channelID) is closed")
     }
@@ -595,6 +598,7 @@ final class RabbitMQCConnection {
         }
         let handle = AMQPChannel(id: id, core: core)
         channels[id] = RabbitMQCChannel(id: id, handle: handle)
+        closedChannelErrors[id] = nil
         request(
             AMQP_CHANNEL_OPEN_METHOD, on: id, expecting: [AMQP_CHANNEL_OPEN_OK_METHOD],
             build: { _ in amqp_channel_open_t(out_of_band: amqp_empty_bytes) },
@@ -646,6 +650,7 @@ final class RabbitMQCConnection {
     func removeChannel(_ id: UInt16, error: AMQPError, consumerError: AMQPError?) {
         guard let channel = channels.removeValue(forKey: id) else { return }
         channel.fail(with: error, consumerError: consumerError)
+        closedChannelErrors[id] = channel.handle.state.closedError ?? error
     }
 
     // MARK: - Ending
@@ -666,8 +671,9 @@ final class RabbitMQCConnection {
         var waiters: [CheckedContinuation<Void, any Error>] = []
         if case .closing(_, _, let closeWaiters) = phase { waiters = closeWaiters }
         phase = .ended
-        finish(error: error, consumerError: error)
+        // Ended first: whoever sees a failure below also sees the connection closed.
         core.didEnd(with: error)
+        finish(error: error, consumerError: error)
         for waiter in waiters { waiter.resume() }
     }
 
@@ -686,9 +692,9 @@ final class RabbitMQCConnection {
         case .recovering:
             // No connection to close: stop recovering and end.
             phase = .ended
+            core.didEnd(with: nil)
             finish(
                 error: AMQPError(.connectionClosed, "the connection was closed by the application"), consumerError: nil)
-            core.didEnd(with: nil)
             continuation.resume()
         case .closing(let deadline, let channelsClosed, var waiters):
             waiters.append(continuation)
@@ -726,9 +732,9 @@ final class RabbitMQCConnection {
             logger.debug("the broker did not confirm connection.close")
         }
         phase = .ended
+        core.didEnd(with: nil)
         finish(
             error: AMQPError(.connectionClosed, "the connection was closed by the application"), consumerError: nil)
-        core.didEnd(with: nil)
         logger.debug("AMQP connection closed")
         for waiter in waiters { waiter.resume() }
     }
