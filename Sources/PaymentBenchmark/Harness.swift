@@ -310,6 +310,26 @@ struct BenchPublisher: Sendable {
 }
 
 /// A payment body, as the contract describes it.
+/// The inputs of a race between payments and their registrations: payment i belongs to client i, whose
+/// registration follows it after `lags[i]`, drawn uniformly from 0 to the maximum lag with a seeded generator so
+/// that runs (and delay modes, and instance counts) see the same lags.
+struct RaceInput {
+    let lags: [Duration]
+    let paymentBodies: [Data]
+    let registrationBodies: [Data]
+
+    init(payments: Int, maxLag: Duration, seed: UInt64) throws {
+        var generator = SplitMix64(seed: seed)
+        let lagSeconds = maxLag.seconds
+        lags = (0..<payments).map { _ in
+            Duration.nanoseconds(Int64((Double.random(in: 0...lagSeconds, using: &generator) * 1e9).rounded()))
+        }
+        let encoder = JSONEncoder()
+        paymentBodies = try (0..<payments).map { try paymentBody(id: "p-\($0)", client: "c-\($0)", encoder: encoder) }
+        registrationBodies = try (0..<payments).map { try registrationBody(client: "c-\($0)", encoder: encoder) }
+    }
+}
+
 func paymentBody(id: String, client: String, encoder: JSONEncoder) throws -> Data {
     try encoder.encode(PaymentRequest(paymentId: id, clientId: client, amount: "10.50", currency: "EUR"))
 }

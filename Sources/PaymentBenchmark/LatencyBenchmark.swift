@@ -104,16 +104,8 @@ struct LatencyBenchmark {
         publisher: BenchPublisher, observer: OutcomeObserver, service: PaymentConsumerService,
         abort: @escaping @Sendable () -> String?
     ) async throws -> Result {
-        var generator = SplitMix64(seed: seed)
-        let lagSeconds = maxLag.seconds
-        let lags = (0..<payments).map { _ in
-            Duration.nanoseconds(Int64((Double.random(in: 0...lagSeconds, using: &generator) * 1e9).rounded()))
-        }
-        let encoder = JSONEncoder()
-        let paymentBodies = try (0..<payments).map {
-            try paymentBody(id: "p-\($0)", client: "c-\($0)", encoder: encoder)
-        }
-        let registrationBodies = try (0..<payments).map { try registrationBody(client: "c-\($0)", encoder: encoder) }
+        let race = try RaceInput(payments: payments, maxLag: maxLag, seed: seed)
+        let (lags, paymentBodies, registrationBodies) = (race.lags, race.paymentBodies, race.registrationBodies)
 
         // The service's counters, sampled to time its first pass over the burst of payments.
         let sampler = Task { [payments] in

@@ -167,16 +167,8 @@ struct ScaleOutBenchmark {
         publisher: BenchPublisher, observer: OutcomeObserver, follower: StreamFollower,
         services: [PaymentConsumerService], abort: @escaping @Sendable () -> String?
     ) async throws -> Result {
-        var generator = SplitMix64(seed: seed)
-        let lagSeconds = maxLag.seconds
-        let lags = (0..<payments).map { _ in
-            Duration.nanoseconds(Int64((Double.random(in: 0...lagSeconds, using: &generator) * 1e9).rounded()))
-        }
-        let encoder = JSONEncoder()
-        let paymentBodies = try (0..<payments).map {
-            try paymentBody(id: "p-\($0)", client: "c-\($0)", encoder: encoder)
-        }
-        let registrationBodies = try (0..<payments).map { try registrationBody(client: "c-\($0)", encoder: encoder) }
+        let race = try RaceInput(payments: payments, maxLag: maxLag, seed: seed)
+        let (lags, paymentBodies, registrationBodies) = (race.lags, race.paymentBodies, race.registrationBodies)
 
         // Payment i is due at i / rate; its registration at that plus its lag. On a tie the payment goes first.
         let start = clock.now + .milliseconds(20)
