@@ -28,9 +28,9 @@ final class OutcomeObserver: Sendable {
         self.queue = queue
     }
 
-    /// Binds a new exclusive queue to `exchange`, which must exist.
-    static func attach(to exchange: String) async throws -> OutcomeObserver {
-        let connection = try await PaymentTestBroker.connect(name: "payment-tests-observer")
+    /// Binds a new exclusive queue to `exchange`, which must exist, on the broker (and virtual host) at `url`.
+    static func attach(to exchange: String, url: String = PaymentTestBroker.url) async throws -> OutcomeObserver {
+        let connection = try await PaymentTestBroker.connect(name: "payment-tests-observer", url: url)
         do {
             let channel = try await connection.openChannel()
             let queue = try await channel.declareQueue(exclusive: true).name

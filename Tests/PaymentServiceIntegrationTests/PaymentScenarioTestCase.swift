@@ -176,3 +176,20 @@ class PaymentScenarioTestCase: XCTestCase {
         try await channel.close()
     }
 }
+
+extension PaymentScenarioTestCase {
+    /// Starts `consumer` with exactly `arguments` (no URL, prefix or retry options added, no wait), stopped and
+    /// checked at tearDown like those of ``startConsumer(_:waitForTopology:)``: for a consumer on another virtual host.
+    func startConsumer(exactly arguments: [String]) throws -> RunningProgram {
+        let consumer = try RunningProgram("consumer", arguments)
+        consumers.append(consumer)
+        return consumer
+    }
+
+    /// Watches `exchange` on the broker at `url` (another virtual host); closed at tearDown.
+    func observeOutcomes(of exchange: String, at url: String) async throws -> OutcomeObserver {
+        let observer = try await OutcomeObserver.attach(to: exchange, url: url)
+        observers.append(observer)
+        return observer
+    }
+}

@@ -26,7 +26,7 @@ enum PaymentTestBroker {
         throw XCTSkip("rabbitmqctl is not installed")
     }
 
-    static func connect(name: String) async throws -> AMQPConnection {
+    static func connect(name: String, url: String = PaymentTestBroker.url) async throws -> AMQPConnection {
         var configuration = try AMQPConfiguration(url: url)
         configuration.connectionName = name
         do {
