@@ -19,7 +19,7 @@ struct Consumer: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: "How retries are delayed: auto (the plugin if the broker has it, else TTL queues), plugin, or ttl.")
+    @Option(help: "How retries are delayed: auto (the plugin if the broker has it, else TTL queues), plugin, ttl, or plugin-stand-in (tests only: the plugin's path on a stock direct exchange, without the delay).")
     var delayMode: DelayMode = .auto
 
     @Option(help: "The delay added per retry, such as 1s or 250ms.")

@@ -6,4 +6,9 @@ public enum DelayMode: String, Sendable, CaseIterable {
     case plugin
     /// Stock RabbitMQ: one queue per delay level with a TTL that dead-letters into `payment-reprocessor`.
     case ttl
+    /// For tests on brokers without the plugin: the plugin's whole path (the `payment-delayed` exchange with its
+    /// `x-delayed-type` argument and binding, the `x-delay` and `payment-attempt` headers, the retry loop, parking),
+    /// with `payment-delayed` declared as a stock `direct` exchange. Retries therefore come back at once: never use it
+    /// in production.
+    case pluginStandIn = "plugin-stand-in"
 }

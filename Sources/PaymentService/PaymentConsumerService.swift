@@ -96,7 +96,12 @@ public final class PaymentConsumerService: Service {
             let setup = try await consumeConnection.openChannel()
             try await topology.declareCommon(on: setup)
             switch mode {
-            case .plugin: try await topology.declarePluginDelay(on: setup)
+            case .plugin:
+                // The probe declared the exchange; the queue it routes to exists only now.
+                try await topology.bindDelayedExchange(on: setup)
+            case .pluginStandIn:
+                try await topology.declareDelayedExchangeStandIn(on: setup)
+                try await topology.bindDelayedExchange(on: setup)
             case .ttl: try await topology.declareTTLDelay(on: setup, levels: configuration.policy.delayLevels)
             }
             try await setup.close()
@@ -296,9 +301,17 @@ public final class PaymentConsumerService: Service {
     /// The probe runs on a connection of its own, because a broker without the plugin answers the declaration with
     /// 503 COMMAND_INVALID and closes the whole connection.
     private func resolveDelayMode() async throws -> ResolvedDelayMode {
-        if configuration.delayMode == .ttl {
+        switch configuration.delayMode {
+        case .ttl:
             logTTLMode(reason: "as asked (--delay-mode ttl)")
             return .ttl
+        case .pluginStandIn:
+            logger.warning(
+                "delay mode: plugin-stand-in (tests only: retries are not delayed)",
+                metadata: ["exchange": "\(configuration.topology.delayedExchange)", "type": "direct"])
+            return .pluginStandIn
+        case .auto, .plugin:
+            break
         }
         var probing = configuration.connection
         probing.connectionName = "payment-consumer-probe"
@@ -308,7 +321,7 @@ public final class PaymentConsumerService: Service {
         let probe = try await AMQPConnection.connect(configuration: probing, logger: quiet)
         do {
             let channel = try await probe.openChannel()
-            try await configuration.topology.declarePluginDelay(on: channel)
+            try await configuration.topology.declareDelayedExchange(on: channel)
             try await probe.close()
             logger.info(
                 "delay mode: plugin",

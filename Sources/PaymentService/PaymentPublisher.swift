@@ -27,7 +27,7 @@ struct PaymentPublisher: Sendable {
         var headers = properties.headers ?? AMQPTable()
         headers[PaymentTopology.attemptHeader] = .int32(Int32(clamping: attempt))
         switch mode {
-        case .plugin:
+        case .plugin, .pluginStandIn:
             headers[AMQPDelayedExchange.delayHeader] = try AMQPDelayedExchange.delayValue(for: delay)
             properties.headers = headers
             // Never mandatory: the plugin makes every delayed message look unroutable at publish time.
@@ -73,4 +73,6 @@ public enum ResolvedDelayMode: String, Sendable {
     case plugin
     /// TTL queues per delay level.
     case ttl
+    /// The plugin's path on a stock `direct` exchange that does not delay (tests only).
+    case pluginStandIn = "plugin-stand-in"
 }

@@ -91,13 +91,25 @@ public struct PaymentTopology: Sendable, Equatable {
         try await channel.bindQueue(outcomesLog, to: eventsExchange, routingKey: "payment.#")
     }
 
-    /// Declares the delayed-message exchange and binds `payment-reprocessor` to it.
+    /// Declares the delayed-message exchange, and nothing else: it doubles as the probe for the plugin, which must
+    /// run before anything else is declared (the broker closes the connection when the plugin is missing).
     ///
-    /// - Throws: ``AMQPError`` with code `delayedMessagePluginMissing` when the broker lacks the plugin (the broker
-    ///   then closes the connection).
-    public func declarePluginDelay(on channel: AMQPChannel) async throws {
-        let exchange = try await AMQPDelayedExchange.declare(delayedExchange, on: channel, routingType: .direct)
-        try await channel.bindQueue(retriesQueue, to: exchange.name, routingKey: retriesQueue)
+    /// - Throws: ``AMQPError`` with code `delayedMessagePluginMissing` when the broker lacks the plugin.
+    public func declareDelayedExchange(on channel: AMQPChannel) async throws {
+        _ = try await AMQPDelayedExchange.declare(delayedExchange, on: channel, routingType: .direct)
+    }
+
+    /// Declares `payment-delayed` as a stock `direct` exchange with the plugin's `x-delayed-type` argument: the
+    /// test-only stand-in for the plugin's exchange, which routes at once instead of after `x-delay`.
+    public func declareDelayedExchangeStandIn(on channel: AMQPChannel) async throws {
+        try await channel.declareExchange(
+            delayedExchange, type: .direct, durable: true,
+            arguments: ["x-delayed-type": .string(AMQPExchangeType.direct.rawValue)])
+    }
+
+    /// Binds `payment-reprocessor` to `payment-delayed`, with the queue's name as routing key; needs both declared.
+    public func bindDelayedExchange(on channel: AMQPChannel) async throws {
+        try await channel.bindQueue(retriesQueue, to: delayedExchange, routingKey: retriesQueue)
     }
 
     /// Declares one queue per delay level, whose messages expire after that delay into `payment-reprocessor`.
