@@ -10,11 +10,13 @@ struct Consumer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Consumes client registrations and payments; retries payments of unknown clients with a delay.",
         discussion: """
-            Declares its durable topology, replays the shared client and outcome streams, then consumes \
+            Declares its durable topology, replays the shared clients stream and the dedupe window of the claims \
+            stream, then consumes \
             clients-processor, payment-processor and payment-reprocessor with manual acknowledgements and publishes \
             outcomes to the payment-events exchange. A payment of an unknown client is held up to --hold-time for its \
             registration, then retried after attempt × --retry-step (at most --max-delay), --max-attempts times, then \
-            parked in payment-parking-lot. Several instances may run side by side. SIGINT or SIGTERM stop it cleanly.
+            parked in payment-parking-lot. Several instances may run side by side: every payment gets one outcome, \
+            however many copies arrive within --dedupe-window. SIGINT or SIGTERM stop it cleanly.
             """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -46,6 +48,12 @@ struct Consumer: AsyncParsableCommand {
     @Option(help: "How often a summary of the counters is logged (0s: never).")
     var summaryInterval = DurationArgument(.seconds(30))
 
+    @Option(help: "How long a settled payment makes later copies duplicates, and how much history an instance reads at start (at most 7 days).")
+    var dedupeWindow = DurationArgument(PaymentConsumerConfiguration.defaultDedupeWindow)
+
+    @Option(help: "How long a claim on a payment holds it for one instance: how long copies wait for an instance that died holding one (at least 5s).")
+    var claimLease = DurationArgument(.seconds(10))
+
     func validate() throws {
         guard maxAttempts >= 0 else { throw ValidationError("--max-attempts cannot be negative") }
         guard retryStep.duration > .zero else { throw ValidationError("--retry-step must be positive") }
@@ -57,6 +65,12 @@ struct Consumer: AsyncParsableCommand {
         guard holdTime.duration == .zero || maxHeld < Int(prefetch) else {
             throw ValidationError("--max-held (\(maxHeld)) must be below --prefetch (\(prefetch))")
         }
+        guard dedupeWindow.duration > .zero, dedupeWindow.duration <= PaymentTopology.longestDedupeWindow else {
+            throw ValidationError("--dedupe-window must be positive and at most 7 days (the streams' retention)")
+        }
+        guard claimLease.duration >= PaymentConsumerConfiguration.shortestClaimLease else {
+            throw ValidationError("--claim-lease must be at least \(PaymentConsumerConfiguration.shortestClaimLease)")
+        }
     }
 
     func run() async throws {
@@ -67,7 +81,8 @@ struct Consumer: AsyncParsableCommand {
                 policy: RetryPolicy(step: retryStep.duration, maxDelay: maxDelay.duration, maxAttempts: maxAttempts),
                 delayMode: delayMode, topology: PaymentTopology(prefix: connection.namePrefix, queueType: queueType),
                 hold: HoldPolicy(time: holdTime.duration, maxHeld: maxHeld), prefetch: prefetch,
-                summaryInterval: summaryInterval.duration),
+                summaryInterval: summaryInterval.duration, dedupeWindow: dedupeWindow.duration,
+                claimLease: claimLease.duration),
             logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -21,12 +21,26 @@ public struct PaymentConsumerConfiguration: Sendable {
     public var prefetch: UInt16
     /// How often the counters are summed up in the log (default 30 s); zero turns the summary off.
     public var summaryInterval: Duration
+    /// How long a settled payment makes later copies duplicates (default 1 h); also how much of the claims stream
+    /// an instance reads at start. See ``PaymentConsumerConfiguration/defaultDedupeWindow``.
+    public var dedupeWindow: Duration
+    /// How long a claim holds a payment unless settled or released (default 10 s): how long copies wait for an
+    /// instance that died holding a claim.
+    public var claimLease: Duration
+
+    /// One hour: it covers a payment's whole retry schedule (55 s by default, at most `maxAttempts × maxDelay`), the
+    /// redelivery of a delivery whose consumer died (RabbitMQ's consumer timeout is 30 min), and a producer's
+    /// republish after a lost confirm, with room to spare; an hour of settlements costs about 100 bytes each.
+    public static let defaultDedupeWindow = Duration.seconds(3600)
+    /// The shortest claim lease: a holder stops starting outcomes 3 s before its lease ends.
+    public static let shortestClaimLease = Duration.seconds(5)
 
     /// Creates a configuration; every parameter but the connection has a default.
     public init(
         connection: AMQPConfiguration, policy: RetryPolicy = RetryPolicy(), delayMode: DelayMode = .auto,
         topology: PaymentTopology = PaymentTopology(), hold: HoldPolicy = HoldPolicy(), prefetch: UInt16 = 1000,
-        summaryInterval: Duration = .seconds(30)
+        summaryInterval: Duration = .seconds(30), dedupeWindow: Duration = defaultDedupeWindow,
+        claimLease: Duration = .seconds(10)
     ) {
         self.connection = connection
         self.policy = policy
@@ -35,6 +49,25 @@ public struct PaymentConsumerConfiguration: Sendable {
         self.hold = hold
         self.prefetch = prefetch
         self.summaryInterval = summaryInterval
+        self.dedupeWindow = dedupeWindow
+        self.claimLease = claimLease
+    }
+
+    /// Checks what the options cannot check one by one.
+    ///
+    /// - Throws: ``PaymentServiceError`` naming the offending setting.
+    public func validate() throws(PaymentServiceError) {
+        try policy.validate()
+        guard hold.time == .zero || hold.maxHeld < Int(prefetch) else {
+            throw PaymentServiceError("at most \(hold.maxHeld) held payments need a prefetch above that, not \(prefetch)")
+        }
+        guard dedupeWindow > .zero, dedupeWindow <= PaymentTopology.longestDedupeWindow else {
+            throw PaymentServiceError(
+                "the dedupe window must be positive and at most the streams' retention (7 days), not \(dedupeWindow)")
+        }
+        guard claimLease >= Self.shortestClaimLease else {
+            throw PaymentServiceError("the claim lease must be at least \(Self.shortestClaimLease), not \(claimLease)")
+        }
     }
 }
 
@@ -52,7 +85,7 @@ public final class PaymentConsumerService: Service {
     public let metrics: PaymentMetrics
     /// The clients the service knows.
     public let registry = ClientRegistry()
-    private let ledger = PaymentLedger()
+    private let claims: ClaimBoard
     private let stopping = Mutex(false)
 
     /// Creates the service.
@@ -60,15 +93,15 @@ public final class PaymentConsumerService: Service {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        claims = ClaimBoard(
+            arbiter: ClaimArbiter(
+                leaseMilliseconds: Int64(PaymentTopology.milliseconds(configuration.claimLease)),
+                windowMilliseconds: Int64(PaymentTopology.milliseconds(configuration.dedupeWindow))))
     }
 
     /// Runs until a graceful shutdown; throws when the broker or the topology fails.
     public func run() async throws {
-        try configuration.policy.validate()
-        guard configuration.hold.time == .zero || configuration.hold.maxHeld < Int(configuration.prefetch) else {
-            throw PaymentServiceError(
-                "at most \(configuration.hold.maxHeld) held payments need a prefetch above that, not \(configuration.prefetch)")
-        }
+        try configuration.validate()
         let mode = try await resolveDelayMode()
         let topology = configuration.topology
 
@@ -108,31 +141,43 @@ public final class PaymentConsumerService: Service {
 
             let publishChannel = try await publishConnection.openChannel()
             try await publishChannel.enablePublisherConfirms(maxOutstanding: 1000)
-            let handlerBox = HandlerBox()
-            let clientsLog = StreamLog(
-                name: topology.clientsLog, consumeChannel: try await consumeConnection.openChannel(),
-                publishChannel: publishChannel, logger: logger, onEntry: { handlerBox.handler?.learnRegistration($0) })
-            let outcomesLog = StreamLog(
-                name: topology.outcomesLog, consumeChannel: try await consumeConnection.openChannel(),
-                publishChannel: publishChannel, logger: logger, onEntry: { handlerBox.handler?.learnOutcome($0) })
+            // The shared logs get a channel of their own, so that their appends never queue behind outcomes.
+            let logChannel = try await publishConnection.openChannel()
+            try await logChannel.enablePublisherConfirms(maxOutstanding: 1000)
+            let clientsLog = try await followClients(on: consumeConnection, markersOn: logChannel)
+            let claimsLog = try await followClaims(on: consumeConnection, markersOn: logChannel)
             let handler = PaymentHandler(
-                registry: registry, ledger: ledger, policy: configuration.policy, hold: configuration.hold,
+                registry: registry, claims: claims,
+                claimsLog: StreamAppender(stream: topology.claimsLog, channel: logChannel) {
+                    ClaimRecordCodec.entry($0)
+                },
+                registrationsLog: StreamAppender(stream: topology.clientsLog, channel: logChannel) {
+                    RegistrationBatchCodec.entry($0)
+                },
+                earlierOutcomes: EarlierOutcomeSearch(
+                    stream: topology.outcomesLog, consumeConnection: consumeConnection, publishChannel: logChannel,
+                    logger: logger),
+                policy: configuration.policy, hold: configuration.hold, lease: configuration.claimLease,
                 topology: topology,
                 publisher: PaymentPublisher(channel: publishChannel, topology: topology, mode: mode),
-                clientsLog: clientsLog, outcomesLog: outcomesLog, metrics: metrics, logger: logger)
-            handlerBox.handler = handler
+                metrics: metrics, logger: logger)
 
-            // Replay both streams before taking a payment: a restarted instance must know every client and every
-            // settled payment first.
+            // Read both streams up to now before taking a payment: a restarted instance must know every client and
+            // every payment settled inside the dedupe window first.
             let started = ContinuousClock.now
-            let followers = [try await clientsLog.start(), try await outcomesLog.start()]
+            let followers = [
+                try await clientsLog.start(),
+                try await claimsLog.start(at: .timestamp(Date() - startOffset)),
+            ]
             try await clientsLog.sync()
-            try await outcomesLog.sync()
+            try await claimsLog.sync()
+            let remembered = claims.count
             logger.info(
                 "caught up with the shared streams",
                 metadata: [
-                    "clients": "\(registry.count)", "elapsed": "\(ContinuousClock.now - started)",
-                    "streams": "\(topology.clientsLog), \(topology.outcomesLog)",
+                    "clients": "\(registry.count)", "settled_in_window": "\(remembered.settled)",
+                    "elapsed": "\(ContinuousClock.now - started)",
+                    "streams": "\(topology.clientsLog), \(topology.claimsLog)",
                 ])
 
             try await consume(with: handler, on: consumeConnection, followers: followers)
@@ -180,9 +225,18 @@ public final class PaymentConsumerService: Service {
                         return true
                     }
                 }
+                group.addTask {
+                    await self.forgetExpiredClaims()
+                    return false
+                }
                 for follower in followers {
                     group.addTask {
-                        try await follower.value
+                        do {
+                            try await follower.value
+                        } catch {
+                            self.claims.fail(error)
+                            throw error
+                        }
                         if !self.stopping.withLock({ $0 }) {
                             throw PaymentServiceError("a shared stream's consumer ended unexpectedly")
                         }
@@ -195,7 +249,9 @@ public final class PaymentConsumerService: Service {
                 while drained < consumers.count, let isDrain = try await group.next() {
                     if isDrain { drained += 1 }
                 }
+                // The followers are tasks of their own: cancelling the group does not reach them.
                 for follower in followers { follower.cancel() }
+                group.cancelAll()
                 try await group.waitForAll()
             }
         } onGracefulShutdown: {
@@ -208,12 +264,58 @@ public final class PaymentConsumerService: Service {
         }
     }
 
-    /// Lets the stream followers, created before the handler, reach it once it exists.
-    private final class HandlerBox: Sendable {
-        private let value = Mutex<PaymentHandler?>(nil)
-        var handler: PaymentHandler? {
-            get { value.withLock { $0 } }
-            set { value.withLock { $0 = newValue } }
+    /// How far back the claims stream is read at start: the dedupe window, plus a lease for claims still live,
+    /// plus a minute for clocks that differ.
+    private var startOffset: TimeInterval {
+        let window = configuration.dedupeWindow + configuration.claimLease + .seconds(60)
+        return TimeInterval(window.components.seconds)
+    }
+
+    /// Follows the clients stream into the registry.
+    private func followClients(on connection: AMQPConnection, markersOn channel: AMQPChannel) async throws -> StreamLog {
+        let registry = self.registry
+        return try await follow(configuration.topology.clientsLog, on: connection, markersOn: channel) { entry in
+            for clientID in try RegistrationBatchCodec.clientIDs(in: entry) { registry.register(clientID) }
+        }
+    }
+
+    /// Follows the claims stream into the claim board.
+    private func followClaims(on connection: AMQPConnection, markersOn channel: AMQPChannel) async throws -> StreamLog {
+        let claims = self.claims
+        return try await follow(configuration.topology.claimsLog, on: connection, markersOn: channel) { entry in
+            claims.apply(try ClaimRecordCodec.records(in: entry))
+        }
+    }
+
+    /// A follower of `stream` that hands each entry to `read`; an entry `read` cannot make sense of is skipped
+    /// with a warning, since stopping would stop every payment for one bad entry.
+    private func follow(
+        _ stream: String, on connection: AMQPConnection, markersOn channel: AMQPChannel,
+        read: @escaping @Sendable (AMQPDelivery) throws -> Void
+    ) async throws -> StreamLog {
+        let logger = self.logger
+        return StreamLog(
+            name: stream, consumeChannel: try await connection.openChannel(), publishChannel: channel, logger: logger,
+            onEntry: { entry in
+                do {
+                    try read(entry)
+                } catch {
+                    logger.warning(
+                        "unreadable stream entry skipped", metadata: ["stream": "\(stream)", "reason": "\(error)"])
+                }
+            })
+    }
+
+    /// Forgets settlements that left the dedupe window, now and then, so memory stays bound by the window.
+    private func forgetExpiredClaims() async {
+        let interval = min(configuration.dedupeWindow, .seconds(60))
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            claims.forgetExpired()
         }
     }
 

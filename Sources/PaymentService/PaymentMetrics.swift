@@ -21,17 +21,20 @@ public final class PaymentMetrics: Sendable {
         public var registered = 0
         /// Payments held for their registration and woken by it (no retry needed).
         public var woken = 0
+        /// Expired claims of another instance (presumably dead) taken over.
+        public var claimsTakenOver = 0
 
         /// One line: `received=… processed=… retried=… parked=… duplicates=… unreadable=… registered=…`.
         public var description: String {
             "received=\(received) processed=\(processed) retried=\(retried) parked=\(parked) "
-                + "duplicates=\(duplicatesSkipped) unreadable=\(unreadable) registered=\(registered) woken=\(woken)"
+                + "duplicates=\(duplicatesSkipped) unreadable=\(unreadable) registered=\(registered) woken=\(woken) "
+                + "takeovers=\(claimsTakenOver)"
         }
     }
 
     /// What a counter counts.
     public enum Event: Sendable, CaseIterable {
-        case received, processed, retried, parked, duplicateSkipped, unreadable, registered, woken
+        case received, processed, retried, parked, duplicateSkipped, unreadable, registered, woken, claimTakenOver
 
         var label: String {
             switch self {
@@ -43,6 +46,7 @@ public final class PaymentMetrics: Sendable {
             case .unreadable: "payment_service_unreadable_messages_total"
             case .registered: "payment_service_clients_registered_total"
             case .woken: "payment_service_payments_woken_total"
+            case .claimTakenOver: "payment_service_claims_taken_over_total"
             }
         }
     }
@@ -68,6 +72,7 @@ public final class PaymentMetrics: Sendable {
             case .unreadable: snapshot.unreadable += 1
             case .registered: snapshot.registered += 1
             case .woken: snapshot.woken += 1
+            case .claimTakenOver: snapshot.claimsTakenOver += 1
             }
         }
     }

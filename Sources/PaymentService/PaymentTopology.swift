@@ -12,8 +12,9 @@ import RabbitMQ
 /// payment-delayed          x-delayed-message exchange (x-delayed-type direct) → payment-reprocessor
 /// payment-retry-<ms>ms     without the plugin: one queue per delay, TTL dead-lettering to payment-reprocessor
 /// payment-events           topic exchange: payment.processed, payment.parked
-/// payment-clients-log      stream: every registration, replayed by each instance at start
-/// payment-outcomes-log     stream bound to payment-events: every outcome, replayed at start (7 days kept)
+/// payment-clients-log      stream: every registration, many per entry, replayed by each instance at start
+/// payment-claims-log       stream: claims and settlements of payments, read from the dedupe window's start (7 days kept)
+/// payment-outcomes-log     stream bound to payment-events: every outcome, searched on a takeover (7 days kept)
 /// ```
 public struct PaymentTopology: Sendable, Equatable {
     /// The kind of the work queues.
@@ -38,8 +39,10 @@ public struct PaymentTopology: Sendable, Equatable {
     /// How often a quorum queue delivers a message before dead-lettering it to the parking lot: only crashes and
     /// rejections count, and the service rejects nothing, so this bounds a message that keeps killing consumers.
     public static let deliveryLimit: Int32 = 20
-    /// How long the outcomes stream keeps outcomes: the window in which a redelivered payment is recognised.
-    public static let outcomesRetention = "7D"
+    /// How long the outcomes and claims streams keep their entries; also the longest dedupe window.
+    public static let streamRetention = "7D"
+    /// ``streamRetention`` as a duration.
+    public static let longestDedupeWindow = Duration.seconds(7 * 24 * 3600)
 
     /// `clients-processor`: client registrations.
     public var clientsQueue: String { prefix + "clients-processor" }
@@ -57,6 +60,8 @@ public struct PaymentTopology: Sendable, Equatable {
     public var clientsLog: String { prefix + "payment-clients-log" }
     /// `payment-outcomes-log`: the stream of every outcome.
     public var outcomesLog: String { prefix + "payment-outcomes-log" }
+    /// `payment-claims-log`: the stream of claims and settlements that makes outcomes exactly-once.
+    public var claimsLog: String { prefix + "payment-claims-log" }
 
     /// The header that carries a parked message's reason.
     public static let parkingReasonHeader = "parking-reason"
@@ -70,7 +75,7 @@ public struct PaymentTopology: Sendable, Equatable {
         prefix + "payment-retry-\(Self.milliseconds(delay))ms"
     }
 
-    /// Declares the queues, the events exchange and the two streams every mode uses. All are durable.
+    /// Declares the queues, the events exchange and the three streams every mode uses. All are durable.
     public func declareCommon(on channel: AMQPChannel) async throws {
         var workArguments: AMQPTable = [:]
         var parkingArguments: AMQPTable = [:]
@@ -87,7 +92,8 @@ public struct PaymentTopology: Sendable, Equatable {
         }
         try await channel.declareExchange(eventsExchange, type: .topic, durable: true)
         try await StreamLog.declare(clientsLog, maxAge: nil, on: channel)
-        try await StreamLog.declare(outcomesLog, maxAge: Self.outcomesRetention, on: channel)
+        try await StreamLog.declare(outcomesLog, maxAge: Self.streamRetention, on: channel)
+        try await StreamLog.declare(claimsLog, maxAge: Self.streamRetention, on: channel)
         try await channel.bindQueue(outcomesLog, to: eventsExchange, routingKey: "payment.#")
     }
 

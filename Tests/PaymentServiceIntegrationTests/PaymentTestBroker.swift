@@ -18,7 +18,6 @@ enum PaymentTestBroker {
         return logger
     }
 
-    /// Connects to the test broker; skips the test when it is unreachable outside CI, fails inside CI.
     /// Runs `rabbitmqctl` on the local broker; skips outside CI when it is not installed.
     static func rabbitmqctl(_ arguments: String...) throws -> String {
         if let output = try runRabbitmqctl(arguments) { return output }
@@ -26,6 +25,7 @@ enum PaymentTestBroker {
         throw XCTSkip("rabbitmqctl is not installed")
     }
 
+    /// Connects to the test broker (or `url`); skips the test when it is unreachable outside CI, fails inside CI.
     static func connect(name: String, url: String = PaymentTestBroker.url) async throws -> AMQPConnection {
         var configuration = try AMQPConfiguration(url: url)
         configuration.connectionName = name
@@ -128,7 +128,7 @@ extension AMQPConnection {
         let queues =
             [
                 topology.clientsQueue, topology.paymentsQueue, topology.retriesQueue, topology.parkingLot,
-                topology.clientsLog, topology.outcomesLog,
+                topology.clientsLog, topology.outcomesLog, topology.claimsLog,
             ]
             + topology.cleanupDelayQueues
         for queue in queues {

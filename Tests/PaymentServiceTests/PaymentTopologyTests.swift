@@ -12,6 +12,9 @@ final class PaymentTopologyTests: XCTestCase {
         XCTAssertEqual(topology.parkingLot, "payment-parking-lot")
         XCTAssertEqual(topology.delayedExchange, "payment-delayed")
         XCTAssertEqual(topology.eventsExchange, "payment-events")
+        XCTAssertEqual(topology.clientsLog, "payment-clients-log")
+        XCTAssertEqual(topology.claimsLog, "payment-claims-log")
+        XCTAssertEqual(topology.outcomesLog, "payment-outcomes-log")
         XCTAssertEqual(topology.delayQueue(for: .seconds(1)), "payment-retry-1000ms")
         XCTAssertEqual(topology.delayQueue(for: .milliseconds(200)), "payment-retry-200ms")
         XCTAssertEqual(topology.delayQueue(for: .seconds(10)), "payment-retry-10000ms")
@@ -25,6 +28,7 @@ final class PaymentTopologyTests: XCTestCase {
         XCTAssertEqual(topology.parkingLot, "t1-payment-parking-lot")
         XCTAssertEqual(topology.delayedExchange, "t1-payment-delayed")
         XCTAssertEqual(topology.eventsExchange, "t1-payment-events")
+        XCTAssertEqual(topology.claimsLog, "t1-payment-claims-log")
         XCTAssertEqual(topology.delayQueue(for: .milliseconds(400)), "t1-payment-retry-400ms")
         XCTAssertNotEqual(topology, PaymentTopology())
         XCTAssertEqual(topology, PaymentTopology(prefix: "t1-"))
@@ -53,10 +57,11 @@ final class PaymentTopologyTests: XCTestCase {
     }
 
     func testTheDelayModesAsTheCommandLineSpellsThem() {
-        XCTAssertEqual(DelayMode.allCases.map(\.rawValue), ["auto", "plugin", "ttl"])
+        XCTAssertEqual(DelayMode.allCases.map(\.rawValue), ["auto", "plugin", "ttl", "plugin-stand-in"])
         XCTAssertEqual(DelayMode(rawValue: "ttl"), .ttl)
         XCTAssertNil(DelayMode(rawValue: "TTL"))
         XCTAssertEqual(ResolvedDelayMode.plugin.rawValue, "plugin")
         XCTAssertEqual(ResolvedDelayMode.ttl.rawValue, "ttl")
+        XCTAssertEqual(ResolvedDelayMode.pluginStandIn.rawValue, "plugin-stand-in")
     }
 }

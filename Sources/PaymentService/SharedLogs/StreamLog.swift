@@ -3,10 +3,11 @@ import Logging
 import RabbitMQ
 import Synchronization
 
-/// A RabbitMQ stream used as a shared, durable log that every instance reads from the start and then follows.
+/// A RabbitMQ stream used as a shared, durable log that every instance reads from a chosen offset and then follows.
 ///
-/// The service keeps two: the client registrations and the payment outcomes. RabbitMQ is then the only store: an
-/// instance that starts (or restarts) replays the log and knows what every other instance knew.
+/// The service keeps two: the client registrations (read from the start) and the payment claims (read from the
+/// start of the dedupe window). RabbitMQ is then the only store: an instance that starts (or restarts) replays the log
+/// and knows what every other instance knew.
 ///
 /// "Caught up" has a precise meaning: ``sync()`` appends a marker of its own to the stream and returns once the
 /// follower has read it, so every entry appended before the call has been seen. That is what an instance waits
@@ -19,9 +20,12 @@ final class StreamLog: Sendable {
     private let logger: Logger
     private let onEntry: @Sendable (AMQPDelivery) -> Void
     private let state = Mutex(SyncState())
+    private let consumer = Mutex<AMQPConsumer?>(nil)
 
     /// Marks sync markers, which readers skip.
     static let markerHeader = "log-marker"
+    /// Names the format of an entry's body (``ClaimRecordCodec/format``, ``RegistrationBatchCodec/format``).
+    static let formatHeader = "log-format"
 
     private struct SyncState {
         /// The marker on its way through the stream, and who waits for it.
@@ -54,14 +58,26 @@ final class StreamLog: Sendable {
         _ = try await channel.declareQueue(name, durable: true, arguments: arguments)
     }
 
-    /// Starts reading from the stream's first entry; returns the task that reads until the consumer ends.
-    func start(prefetch: UInt16 = 1000) async throws -> Task<Void, any Error> {
+    /// Starts reading at `offset` (`"first"`, or a `.timestamp` to start from the entries written since then);
+    /// returns the task that reads until the consumer ends.
+    func start(at offset: AMQPFieldValue = "first", prefetch: UInt16 = 1000) async throws -> Task<Void, any Error> {
         // Streams need a prefetch and manual acknowledgements over AMQP 0-9-1; the acks only grant credit.
         try await consumeChannel.setPrefetch(prefetch)
-        let consumer = try await consumeChannel.consume(queue: name, arguments: ["x-stream-offset": "first"])
+        let consumer = try await consumeChannel.consume(queue: name, arguments: ["x-stream-offset": offset])
+        self.consumer.withLock { $0 = consumer }
         return Task {
+            // A consumer recovered after a lost connection starts again at `offset`: entries already read are
+            // skipped by their stream offset, so every entry is handled once.
+            var lastOffset: Int64 = -1
             do {
                 for try await delivery in consumer {
+                    if let entryOffset = delivery.properties.headers?["x-stream-offset"]?.intValue.map(Int64.init) {
+                        if entryOffset <= lastOffset {
+                            try await delivery.ack()
+                            continue
+                        }
+                        lastOffset = entryOffset
+                    }
                     if let marker = delivery.properties.headers?[Self.markerHeader]?.stringValue {
                         markerSeen(marker)
                     } else {
@@ -75,6 +91,12 @@ final class StreamLog: Sendable {
                 throw error
             }
         }
+    }
+
+    /// Stops following: the reading task ends.
+    func stop() async {
+        let consumer = self.consumer.withLock { $0 }
+        try? await consumer?.cancel()
     }
 
     /// Appends an entry to the stream and waits for the broker's confirm.
@@ -117,14 +139,7 @@ final class StreamLog: Sendable {
     }
 
     private func abandonSync(_ error: AMQPError) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
-            let waiters = state.markerWaiters + state.nextWaiters
-            state.markerWaiters = []
-            state.nextWaiters = []
-            state.marker = nil
-            return waiters
-        }
-        for waiter in waiters { waiter.resume(throwing: error) }
+        failWaiters(with: error, permanently: false)
     }
 
     private func markerSeen(_ marker: String) {
@@ -141,8 +156,13 @@ final class StreamLog: Sendable {
     }
 
     private func fail(_ error: AMQPError) {
+        failWaiters(with: error, permanently: true)
+    }
+
+    /// Fails every sync waiting now; `permanently` also fails every later one (the follower is gone).
+    private func failWaiters(with error: AMQPError, permanently: Bool) {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
-            state.failure = error
+            if permanently { state.failure = error }
             let waiters = state.markerWaiters + state.nextWaiters
             state.markerWaiters = []
             state.nextWaiters = []

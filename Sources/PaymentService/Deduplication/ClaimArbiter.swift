@@ -1,0 +1,115 @@
+/// Decides, from the claims stream alone, which claim of a payment may produce its outcome.
+///
+/// Every instance feeds the same records in the same (stream) order into its own arbiter, and the arbiter looks at
+/// nothing else (no clock, no local state), so every instance reaches the same verdict for every claim: that is what
+/// makes "the first claim wins" hold across instances without any other coordination.
+///
+/// The rules, for a claim of payment *p* made at time *t*:
+/// 1. *p* was settled at a time within `window` before *t* → ``Verdict/settled(_:)``: the copy is a duplicate.
+/// 2. Another claim of *p*, made less than `lease` before *t*, is neither settled nor released →
+///    ``Verdict/heldBy(_:)``: wait for it.
+/// 3. Otherwise the claim wins; if it replaces an expired claim (its holder presumably died),
+///    ``Verdict/won(replacing:)`` names that claim, so the winner can look for an outcome the holder published
+///    before it died.
+public struct ClaimArbiter: Sendable {
+    /// A claim that holds a payment.
+    public struct Holder: Sendable, Equatable {
+        /// The claim's id.
+        public var claimID: String
+        /// When it was made (milliseconds since 1970, on its writer's clock).
+        public var at: Int64
+
+        /// Creates a holder.
+        public init(claimID: String, at: Int64) {
+            self.claimID = claimID
+            self.at = at
+        }
+    }
+
+    /// The verdict on one claim.
+    public enum Verdict: Sendable, Equatable {
+        /// The claim holds the payment; `replacing` is the expired claim it took over, if any.
+        case won(replacing: Holder?)
+        /// The payment already has this outcome: the copy is a duplicate.
+        case settled(PaymentOutcome.Kind)
+        /// Another live claim holds the payment.
+        case heldBy(Holder)
+    }
+
+    /// What applying a record changed.
+    public enum Change: Sendable, Equatable {
+        /// A claim got its verdict.
+        case verdict(claimID: String, Verdict)
+        /// A payment was settled or its claim released: whoever waits for it should look again.
+        case freed(paymentID: String)
+        /// Nothing anyone waits for.
+        case none
+    }
+
+    private struct Settlement {
+        var outcome: PaymentOutcome.Kind
+        var at: Int64
+    }
+
+    /// How long a claim holds its payment, in milliseconds.
+    public let leaseMilliseconds: Int64
+    /// How long a settlement makes later copies duplicates, in milliseconds.
+    public let windowMilliseconds: Int64
+    private var settlements: [String: Settlement] = [:]
+    private var holders: [String: Holder] = [:]
+
+    /// Creates an empty arbiter.
+    public init(leaseMilliseconds: Int64, windowMilliseconds: Int64) {
+        self.leaseMilliseconds = leaseMilliseconds
+        self.windowMilliseconds = windowMilliseconds
+    }
+
+    /// How many settled payments and live claims it remembers.
+    public var count: (settled: Int, held: Int) { (settlements.count, holders.count) }
+
+    /// Applies the next record of the stream.
+    public mutating func apply(_ record: ClaimRecord) -> Change {
+        switch record {
+        case .claim(let paymentID, let claimID, let at):
+            if let settlement = settlements[paymentID], at - settlement.at <= windowMilliseconds {
+                return .verdict(claimID: claimID, .settled(settlement.outcome))
+            }
+            let previous = holders[paymentID]
+            if let previous, at - previous.at < leaseMilliseconds {
+                return .verdict(claimID: claimID, .heldBy(previous))
+            }
+            holders[paymentID] = Holder(claimID: claimID, at: at)
+            return .verdict(claimID: claimID, .won(replacing: previous))
+        case .settle(let paymentID, _, let outcome, let at):
+            settlements[paymentID] = Settlement(outcome: outcome, at: at)
+            holders[paymentID] = nil
+            return .freed(paymentID: paymentID)
+        case .release(let paymentID, let claimID):
+            guard holders[paymentID]?.claimID == claimID else { return .none }
+            holders[paymentID] = nil
+            return .freed(paymentID: paymentID)
+        }
+    }
+
+    /// The outcome of a payment settled no earlier than `window` before `now` (milliseconds since 1970).
+    public func outcome(of paymentID: String, now: Int64) -> PaymentOutcome.Kind? {
+        guard let settlement = settlements[paymentID], now - settlement.at <= windowMilliseconds else { return nil }
+        return settlement.outcome
+    }
+
+    /// The claim that holds a payment, if any.
+    public func holder(of paymentID: String) -> Holder? {
+        holders[paymentID]
+    }
+
+    /// Forgets settlements older than the window and claims older than the lease, as of `now`: they can no longer
+    /// decide the verdict of a claim made from now on. Keeps memory bound by the window, not by history.
+    ///
+    /// A minute of slack keeps every instance's verdicts equal even when their clocks differ by less than that: a
+    /// claim written by a clock behind `now` still finds what it would have found without forgetting.
+    public mutating func forget(asOf now: Int64) {
+        let slack: Int64 = 60_000
+        settlements = settlements.filter { now - $0.value.at <= windowMilliseconds + slack }
+        holders = holders.filter { now - $0.value.at < leaseMilliseconds + slack }
+    }
+}
