@@ -398,7 +398,7 @@ func deleteTopology(
         await attempt(queue) { _ = try await $0.deleteQueue(queue) }
     }
     // The shared streams too: they outlive every consumer, and a stream keeps its segments on disk until deleted.
-    for stream in [topology.clientsLog, topology.outcomesLog] {
+    for stream in [topology.clientsLog, topology.outcomesLog, topology.claimsLog] {
         await attempt(stream) { _ = try await $0.deleteQueue(stream) }
     }
     for exchange in [topology.eventsExchange, topology.delayedExchange] {

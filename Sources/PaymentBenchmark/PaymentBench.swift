@@ -10,7 +10,7 @@ struct PaymentBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "payment-bench",
         abstract:
-            "Measures the payment service: latency after a late registration, throughput, and several instances.",
+            "Measures the payment service: latency after a late registration, throughput, several instances, start.",
         discussion: """
             Runs PaymentConsumerService in this process under a random name prefix (bench-<id>-), publishes payments \
             and registrations on its own connection with confirms, and times the payment.processed outcomes on an \
@@ -22,18 +22,25 @@ struct PaymentBench: AsyncParsableCommand {
             payments=… duplicates=… parked=… missing=…
               scaleout_target instances=<n> hold=on p99_under_50ms=<met|missed> retries_under_0.05=<met|missed>
               scaleout_note instances=<n> hold=<on|off> broker_blocked_ms=… (only when a resource alarm hit the run)
+              startup entries=<n> to_consuming_ms=… caught_up_ms=… rss_mb=… peak_rss_mb=… old_client_payment_ms=… \
+            target_under_5s=<met|missed> target_under_250mb=<met|missed>
             The latency measure runs with holding off: it measures the delayed-retry path against its schedule. \
             The scale-out measure runs 1 and 3 instances (--scaleout-instances) with holding on (HoldPolicy() \
             defaults) and off, delay mode ttl; a payment without exactly one processed outcome prints a FAIL line \
-            and the command exits non-zero. --only picks measures: --only scaleout runs that one alone.
+            and the command exits non-zero. The start-up measure seeds the prefixed clients and claims streams with \
+            <n> clients and <n> payments settled inside the dedupe window (--startup-sizes), starts the consumer \
+            executable built next to payment-bench as a process, and times it from the spawn to its log lines; \
+            rss_mb is its VmRSS as it starts consuming, and the memory target is judged on peak_rss_mb (VmHWM). A \
+            wrong count, a missing outcome or a copy not skipped prints a FAIL line. --only picks measures: \
+            --only scaleout runs that one alone.
             """)
 
     /// The measures, for `--only`.
     enum Measure: String, CaseIterable {
-        case latency, throughput, scaleout
+        case latency, throughput, scaleout, startup
     }
 
-    @Option(help: "Run only these measures (latency, throughput, scaleout; repeat or separate with commas).")
+    @Option(help: "Run only these measures (latency, throughput, scaleout, startup; repeat or separate with commas).")
     var only: [String] = []
 
     @Option(help: "Payments of the latency measure, one client each (0 skips it).")
@@ -56,6 +63,9 @@ struct PaymentBench: AsyncParsableCommand {
 
     @Option(help: "Scale-out: the numbers of instances to run, each with holding on and off (comma-separated).")
     var scaleoutInstances = "1,3"
+
+    @Option(help: "Start-up: clients registered, and payments settled, before each start (comma-separated).")
+    var startupSizes = "100000,1000000"
 
     @Option(help: "The broker's URL.")
     var url = "amqp://guest:guest@127.0.0.1:5672/"
@@ -100,6 +110,7 @@ struct PaymentBench: AsyncParsableCommand {
     func validate() throws {
         _ = try measures
         _ = try instanceCounts
+        _ = try StartupBenchmark.sizes(startupSizes)
         guard scaleoutPayments >= 0 else { throw ValidationError("--scaleout-payments cannot be negative") }
         guard scaleoutRate.isFinite, scaleoutRate > 0, scaleoutRate <= 100_000 else {
             throw ValidationError("--scaleout-rate must be above 0 and at most 100000")
@@ -235,6 +246,18 @@ struct PaymentBench: AsyncParsableCommand {
                     print("  \(name) took \(fixed((clock.now - measureBegan).seconds, 1)) s")
                     await cleanUp(topology, configuration: configuration, logger: logger)
                 }
+            }
+        }
+
+        if measures.contains(.startup) {
+            for entries in try StartupBenchmark.sizes(startupSizes) {
+                let topology = PaymentTopology(prefix: base + "startup\(entries)-")
+                let measured = await StartupBenchmark(
+                    configuration: configuration, url: url, topology: topology, entries: entries, logger: logger
+                ).measure()
+                lines += measured.lines
+                failed = failed || measured.failed
+                await cleanUp(topology, configuration: configuration, logger: logger)
             }
         }
 
