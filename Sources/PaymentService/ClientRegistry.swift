@@ -17,7 +17,8 @@ public final class ClientRegistry: Sendable {
     }
 
     private struct State {
-        var clients = Set<String>()
+        /// Digests of the registered ids: 16 bytes each, whatever the id's length.
+        var clients = Set<IDDigest>()
         var waiters: [String: [UInt64: CheckedContinuation<WaitResult, Never>]] = [:]
         var waiting = 0
         var nextToken: UInt64 = 0
@@ -32,19 +33,33 @@ public final class ClientRegistry: Sendable {
     /// Records a client and wakes every payment waiting for it; returns false when it was already known.
     @discardableResult
     public func register(_ clientID: String) -> Bool {
+        register(contentsOf: [clientID]) == 1
+    }
+
+    /// Records clients (a stream entry's worth) under one lock and wakes every payment waiting for one of them;
+    /// returns how many were new.
+    @discardableResult
+    public func register(contentsOf clientIDs: [String]) -> Int {
+        let digests = clientIDs.map(IDDigest.init)
         let (inserted, waiters) = state.withLock { state in
-            let inserted = state.clients.insert(clientID).inserted
-            let waiters = state.waiters.removeValue(forKey: clientID) ?? [:]
-            state.waiting -= waiters.count
+            var inserted = 0
+            var waiters: [CheckedContinuation<WaitResult, Never>] = []
+            for (clientID, digest) in zip(clientIDs, digests) {
+                if state.clients.insert(digest).inserted { inserted += 1 }
+                guard !state.waiters.isEmpty, let waiting = state.waiters.removeValue(forKey: clientID) else { continue }
+                state.waiting -= waiting.count
+                waiters.append(contentsOf: waiting.values)
+            }
             return (inserted, waiters)
         }
-        for waiter in waiters.values { waiter.resume(returning: .registered) }
+        for waiter in waiters { waiter.resume(returning: .registered) }
         return inserted
     }
 
     /// Whether the client is registered.
     public func contains(_ clientID: String) -> Bool {
-        state.withLock { $0.clients.contains(clientID) }
+        let digest = IDDigest(clientID)
+        return state.withLock { $0.clients.contains(digest) }
     }
 
     /// How many clients are registered.
@@ -62,7 +77,7 @@ public final class ClientRegistry: Sendable {
     public func waitForRegistration(of clientID: String, timeout: Duration, limit: Int = .max) async -> WaitResult {
         await withCheckedContinuation { (continuation: CheckedContinuation<WaitResult, Never>) in
             let token = state.withLock { state -> UInt64? in
-                if state.clients.contains(clientID) {
+                if state.clients.contains(IDDigest(clientID)) {
                     continuation.resume(returning: .registered)
                     return nil
                 }

@@ -275,7 +275,7 @@ public final class PaymentConsumerService: Service {
     private func followClients(on connection: AMQPConnection, markersOn channel: AMQPChannel) async throws -> StreamLog {
         let registry = self.registry
         return try await follow(configuration.topology.clientsLog, on: connection, markersOn: channel) { entry in
-            for clientID in try RegistrationBatchCodec.clientIDs(in: entry) { registry.register(clientID) }
+            registry.register(contentsOf: try RegistrationBatchCodec.clientIDs(in: entry))
         }
     }
 

@@ -46,17 +46,26 @@ public struct ClaimArbiter: Sendable {
         case none
     }
 
+    /// An outcome and when it was recorded, packed in 8 bytes (the time shifted left, the outcome in the low bit):
+    /// with a million settlements in the window, every byte per entry counts.
     private struct Settlement {
-        var outcome: PaymentOutcome.Kind
-        var at: Int64
+        private let packed: Int64
+
+        init(outcome: PaymentOutcome.Kind, at: Int64) {
+            packed = at << 1 | (outcome == .parked ? 1 : 0)
+        }
+
+        var outcome: PaymentOutcome.Kind { packed & 1 == 1 ? .parked : .processed }
+        var at: Int64 { packed >> 1 }
     }
 
     /// How long a claim holds its payment, in milliseconds.
     public let leaseMilliseconds: Int64
     /// How long a settlement makes later copies duplicates, in milliseconds.
     public let windowMilliseconds: Int64
-    private var settlements: [String: Settlement] = [:]
-    private var holders: [String: Holder] = [:]
+    /// Keyed by digests of payment ids, which keep a million settlements in tens of megabytes.
+    private var settlements: [IDDigest: Settlement] = [:]
+    private var holders: [IDDigest: Holder] = [:]
 
     /// Creates an empty arbiter.
     public init(leaseMilliseconds: Int64, windowMilliseconds: Int64) {
@@ -71,35 +80,40 @@ public struct ClaimArbiter: Sendable {
     public mutating func apply(_ record: ClaimRecord) -> Change {
         switch record {
         case .claim(let paymentID, let claimID, let at):
-            if let settlement = settlements[paymentID], at - settlement.at <= windowMilliseconds {
+            let key = IDDigest(paymentID)
+            if let settlement = settlements[key], at - settlement.at <= windowMilliseconds {
                 return .verdict(claimID: claimID, .settled(settlement.outcome))
             }
-            let previous = holders[paymentID]
+            let previous = holders[key]
             if let previous, at - previous.at < leaseMilliseconds {
                 return .verdict(claimID: claimID, .heldBy(previous))
             }
-            holders[paymentID] = Holder(claimID: claimID, at: at)
+            holders[key] = Holder(claimID: claimID, at: at)
             return .verdict(claimID: claimID, .won(replacing: previous))
         case .settle(let paymentID, _, let outcome, let at):
-            settlements[paymentID] = Settlement(outcome: outcome, at: at)
-            holders[paymentID] = nil
+            let key = IDDigest(paymentID)
+            settlements[key] = Settlement(outcome: outcome, at: at)
+            holders[key] = nil
             return .freed(paymentID: paymentID)
         case .release(let paymentID, let claimID):
-            guard holders[paymentID]?.claimID == claimID else { return .none }
-            holders[paymentID] = nil
+            let key = IDDigest(paymentID)
+            guard holders[key]?.claimID == claimID else { return .none }
+            holders[key] = nil
             return .freed(paymentID: paymentID)
         }
     }
 
     /// The outcome of a payment settled no earlier than `window` before `now` (milliseconds since 1970).
     public func outcome(of paymentID: String, now: Int64) -> PaymentOutcome.Kind? {
-        guard let settlement = settlements[paymentID], now - settlement.at <= windowMilliseconds else { return nil }
+        guard let settlement = settlements[IDDigest(paymentID)], now - settlement.at <= windowMilliseconds else {
+            return nil
+        }
         return settlement.outcome
     }
 
     /// The claim that holds a payment, if any.
     public func holder(of paymentID: String) -> Holder? {
-        holders[paymentID]
+        holders[IDDigest(paymentID)]
     }
 
     /// Forgets settlements older than the window and claims older than the lease, as of `now`: they can no longer

@@ -60,7 +60,10 @@ final class StreamLog: Sendable {
 
     /// Starts reading at `offset` (`"first"`, or a `.timestamp` to start from the entries written since then);
     /// returns the task that reads until the consumer ends.
-    func start(at offset: AMQPFieldValue = "first", prefetch: UInt16 = 1000) async throws -> Task<Void, any Error> {
+    ///
+    /// The prefetch counts entries, and an entry may carry thousands of records: 64 keep the reader busy without
+    /// the broker pushing a whole history into memory at once.
+    func start(at offset: AMQPFieldValue = "first", prefetch: UInt16 = 16) async throws -> Task<Void, any Error> {
         // Streams need a prefetch and manual acknowledgements over AMQP 0-9-1; the acks only grant credit.
         try await consumeChannel.setPrefetch(prefetch)
         let consumer = try await consumeChannel.consume(queue: name, arguments: ["x-stream-offset": offset])
