@@ -5,7 +5,8 @@ import XCTest
 
 /// (f) SIGTERM in the middle of a stream of payments loses none of them.
 final class GracefulShutdownTests: PaymentScenarioTestCase {
-    private let paymentCount = 2000
+    // Enough that the consumer is still busy when the SIGTERM lands, however fast it gets.
+    private let paymentCount = 6000
 
     func testSIGTERMMidStreamLosesNothing() async throws {
         // The producer needs the queues, and the observer the exchange, before any consumer runs: declare them

@@ -204,16 +204,16 @@ final class PaymentHandler: Sendable {
         if let found { handling.facts.settled = found }
     }
 
-    /// Carries out a terminal decision, then acknowledges the delivery.
+    /// Carries out a terminal decision, then acknowledges the delivery and records the settlement, if any.
     private func finish(_ handling: inout PaymentHandling, with decision: PaymentDecision) async throws {
         let payment = handling.payment
         let metadata = handling.metadata
+        var settlement: (claim: ClaimArbiter.Holder, outcome: PaymentOutcome.Kind)?
         switch decision {
         case .skipDuplicate(let outcome):
             if let claim = handling.heldClaim {
                 // A taken-over claim whose outcome was found: record the settlement the dead holder could not.
-                try await settle(payment, claim: claim, as: outcome)
-                handling.heldClaim = nil
+                settlement = (claim, outcome)
             }
             metrics.record(.duplicateSkipped)
             logger.info("duplicate payment skipped", metadata: metadata.merging(["outcome": "\(outcome.rawValue)"]) { $1 })
@@ -235,8 +235,7 @@ final class PaymentHandler: Sendable {
                 PaymentOutcome(
                     paymentId: payment.paymentId, clientId: payment.clientId, attempts: handling.facts.attempt,
                     outcome: .processed))
-            try await settle(payment, claim: claim, as: .processed)
-            handling.heldClaim = nil
+            settlement = (claim, .processed)
             metrics.record(.processed)
             logger.info("payment processed", metadata: metadata)
         case .park(let reason):
@@ -246,14 +245,39 @@ final class PaymentHandler: Sendable {
                 PaymentOutcome(
                     paymentId: payment.paymentId, clientId: payment.clientId, attempts: handling.facts.attempt,
                     outcome: .parked, reason: reason))
-            try await settle(payment, claim: claim, as: .parked)
-            handling.heldClaim = nil
+            settlement = (claim, .parked)
             metrics.record(.parked)
             logger.warning("payment parked", metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
         case .hold, .claim, .waitForHolder, .lookForEarlierOutcome:
             preconditionFailure("\(decision) is not a terminal decision")
         }
+        guard let settlement else {
+            try await handling.delivery.ack()
+            return
+        }
+        // The outcome is confirmed: from here on the claim is this delivery's record, not a lock to give back. The
+        // settlement and the acknowledgement go out together, since the delivery's prefetch slot need not wait for
+        // the settlement's confirm; the handler still ends only once both are done.
+        handling.heldClaim = nil
+        async let recorded: Void = recordSettlement(of: payment, claim: settlement.claim, as: settlement.outcome)
         try await handling.delivery.ack()
+        await recorded
+    }
+
+    /// Records in the claims stream that the payment has its outcome. A failure loses no outcome and makes none
+    /// twice: other copies wait for the claim's lease, take it over and find the outcome in the outcomes stream.
+    private func recordSettlement(of payment: PaymentRequest, claim: ClaimArbiter.Holder, as outcome: PaymentOutcome.Kind)
+        async
+    {
+        do {
+            try await claimsLog.append([
+                .settle(paymentID: payment.paymentId, claimID: claim.claimID, outcome: outcome, at: ClaimBoard.now())
+            ])
+        } catch {
+            logger.warning(
+                "settlement not recorded; copies of the payment will wait for the claim's lease",
+                metadata: ["payment.id": "\(payment.paymentId)", "error": "\(error)"])
+        }
     }
 
     /// The delivery's claim, if it may still start an outcome: a claim near the end of its lease could be taken
@@ -271,15 +295,6 @@ final class PaymentHandler: Sendable {
                 .timeout, "the claim on payment \(handling.payment.paymentId) is \(heldFor) old, too near its lease")
         }
         return claim
-    }
-
-    /// Records in the claims stream that the payment has its outcome.
-    private func settle(_ payment: PaymentRequest, claim: ClaimArbiter.Holder, as outcome: PaymentOutcome.Kind)
-        async throws
-    {
-        try await claimsLog.append([
-            .settle(paymentID: payment.paymentId, claimID: claim.claimID, outcome: outcome, at: ClaimBoard.now())
-        ])
     }
 
     /// The attempt a payment delivery is: 1 without our header, the header's value otherwise; nil when the header

@@ -2,9 +2,12 @@ import Foundation
 import RabbitMQ
 import Synchronization
 
-/// Appends records to a stream many per entry: records handed in while an entry is on its way are gathered into the
+/// Appends records to a stream many per entry: records handed in while entries are on their way are gathered into the
 /// next one. Under load an entry carries hundreds of records, so that readers go through history thousands of times
 /// faster than one entry per record; alone, a record goes out at once.
+///
+/// Up to `maxEntriesInFlight` entries await their confirms at once: waiting for each confirm before sending the next
+/// entry would add a whole confirm round trip to every append under load.
 ///
 /// ``append(_:)`` returns once the entry that carries the records is confirmed by the broker.
 final class StreamAppender<Record: Sendable>: Sendable {
@@ -22,6 +25,7 @@ final class StreamAppender<Record: Sendable>: Sendable {
     private let stream: String
     private let channel: AMQPChannel
     private let maxRecordsPerEntry: Int
+    private let maxEntriesInFlight: Int
     private let encode: @Sendable ([Record]) -> (Data, AMQPProperties)
     private let state = Mutex(State())
 
@@ -31,14 +35,16 @@ final class StreamAppender<Record: Sendable>: Sendable {
     ///   - stream: The stream, published to through the default exchange.
     ///   - channel: A channel in confirm mode.
     ///   - maxRecordsPerEntry: The most records one entry carries.
+    ///   - maxEntriesInFlight: The most entries awaiting their confirms.
     ///   - encode: Makes one entry of records.
     init(
-        stream: String, channel: AMQPChannel, maxRecordsPerEntry: Int = 2000,
+        stream: String, channel: AMQPChannel, maxRecordsPerEntry: Int = 2000, maxEntriesInFlight: Int = 4,
         encode: @escaping @Sendable ([Record]) -> (Data, AMQPProperties)
     ) {
         self.stream = stream
         self.channel = channel
         self.maxRecordsPerEntry = maxRecordsPerEntry
+        self.maxEntriesInFlight = maxEntriesInFlight
         self.encode = encode
     }
 
@@ -60,35 +66,61 @@ final class StreamAppender<Record: Sendable>: Sendable {
         }
     }
 
-    /// Publishes entries until nothing is pending; one flush runs at a time, so entries keep the order of calls.
+    /// Publishes entries until nothing is pending or in flight. One flush runs at a time, on one channel, so entries
+    /// keep the order of the calls.
     private func flush() async {
+        var inFlight: [(confirmation: AMQPPublishConfirmation?, batch: [Pending])] = []
         while true {
-            let batch = state.withLock { state -> [Pending] in
-                guard !state.pending.isEmpty else {
-                    state.flushing = false
-                    return []
-                }
-                var taken = 0
-                var count = 0
-                while taken < state.pending.count
-                    && (taken == 0 || count + state.pending[taken].records.count <= maxRecordsPerEntry)
-                {
-                    count += state.pending[taken].records.count
-                    taken += 1
-                }
-                let batch = Array(state.pending.prefix(taken))
-                state.pending.removeFirst(taken)
-                state.pendingRecords -= count
-                return batch
+            let batch = inFlight.count < maxEntriesInFlight ? takeBatch(endingFlushIfIdle: inFlight.isEmpty) : []
+            if batch.isEmpty {
+                // Nothing to send now (or no room): settle the oldest entry, then look again; with nothing in
+                // flight either, `takeBatch` has ended the flush.
+                guard !inFlight.isEmpty else { return }
+                let oldest = inFlight.removeFirst()
+                await settle(oldest.batch, confirmation: oldest.confirmation)
+                continue
             }
-            guard !batch.isEmpty else { return }
             let (body, properties) = encode(batch.flatMap(\.records))
             do {
-                try await channel.publish(body, routingKey: stream, properties: properties, mandatory: true)
-                for item in batch { item.continuation.resume() }
+                let confirmation = try await channel.startPublish(
+                    body, routingKey: stream, properties: properties, mandatory: true)
+                inFlight.append((confirmation, batch))
             } catch {
                 for item in batch { item.continuation.resume(throwing: error) }
             }
+        }
+    }
+
+    /// Takes the next entry's worth of pending records; when there are none and `endingFlushIfIdle`, ends the
+    /// flush under the same lock, so that the next append starts a new one.
+    private func takeBatch(endingFlushIfIdle: Bool) -> [Pending] {
+        state.withLock { state -> [Pending] in
+            guard !state.pending.isEmpty else {
+                if endingFlushIfIdle { state.flushing = false }
+                return []
+            }
+            var taken = 0
+            var count = 0
+            while taken < state.pending.count
+                && (taken == 0 || count + state.pending[taken].records.count <= maxRecordsPerEntry)
+            {
+                count += state.pending[taken].records.count
+                taken += 1
+            }
+            let batch = Array(state.pending.prefix(taken))
+            state.pending.removeFirst(taken)
+            state.pendingRecords -= count
+            return batch
+        }
+    }
+
+    /// Waits for an entry's confirm and answers every append it carried.
+    private func settle(_ batch: [Pending], confirmation: AMQPPublishConfirmation?) async {
+        do {
+            try await confirmation?.wait()
+            for item in batch { item.continuation.resume() }
+        } catch {
+            for item in batch { item.continuation.resume(throwing: error) }
         }
     }
 }
