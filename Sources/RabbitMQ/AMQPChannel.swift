@@ -308,6 +308,10 @@ public final class AMQPChannel: Sendable {
     /// connection fails. Set a prefetch with ``setPrefetch(_:global:)`` first: it bounds how many deliveries are
     /// buffered. With `noAck` the broker sends as fast as it can and nothing bounds the buffer.
     ///
+    /// Deliveries still buffered when the sequence is abandoned (its task cancelled, the loop left) are handed back
+    /// to the queue with a nack, except from a stream (a consumer with `x-stream-offset`): a stream answers a nack
+    /// with 540 NOT_IMPLEMENTED and closes the whole connection, and it never redelivers anyway.
+    ///
     /// - Parameters:
     ///   - queue: The queue to consume from.
     ///   - tag: The consumer tag; empty for one the broker chooses.
@@ -318,7 +322,7 @@ public final class AMQPChannel: Sendable {
         queue: String, tag: String = "", noAck: Bool = false, exclusive: Bool = false, arguments: AMQPTable = [:]
     ) async throws -> AMQPConsumer {
         try Self.validateNames([(queue, "queue name"), (tag, "consumer tag")])
-        let buffer = DeliveryBuffer(noAck: noAck)
+        let buffer = DeliveryBuffer(noAck: noAck, requeuesLeftovers: arguments["x-stream-offset"] == nil)
         let consumerTag = try await request { (connection, continuation: CheckedContinuation<String, any Error>) in
             connection.consume(
                 on: self.id, queue: queue, tag: tag, noAck: noAck, exclusive: exclusive, arguments: arguments,

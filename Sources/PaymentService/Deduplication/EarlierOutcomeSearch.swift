@@ -37,8 +37,9 @@ struct EarlierOutcomeSearch: Sendable {
         do {
             let task = try await reader.start(at: .timestamp(sinceDate.addingTimeInterval(-Self.lookBehind)))
             try await reader.sync()
+            // The reader ends once the cancel is through; closing its channel before then could race its last ack.
             await reader.stop()
-            task.cancel()
+            _ = try? await task.value
             try? await channel.close()
         } catch {
             try? await channel.close()

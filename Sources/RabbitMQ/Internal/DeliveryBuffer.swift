@@ -26,10 +26,13 @@ final class DeliveryBuffer: Sendable {
     }
 
     let noAck: Bool
+    /// Whether deliveries left unread when the consuming side goes away are handed back with a nack.
+    let requeuesLeftovers: Bool
     private let state = Mutex(State())
 
-    init(noAck: Bool) {
+    init(noAck: Bool, requeuesLeftovers: Bool = true) {
         self.noAck = noAck
+        self.requeuesLeftovers = requeuesLeftovers
     }
 
     /// What to do once the consuming side is gone; runs at most once.
@@ -125,7 +128,7 @@ final class DeliveryBuffer: Sendable {
             return (waiter, leftovers, action)
         }
         waiter?.resume(returning: nil)
-        if !noAck {
+        if !noAck && requeuesLeftovers {
             // Unread deliveries would otherwise stay unacknowledged until the channel closes.
             for delivery in leftovers {
                 try? delivery.channel.acknowledge(
