@@ -17,7 +17,8 @@ struct PaymentBench: AsyncParsableCommand {
             exclusive queue bound to the prefixed payment-events exchange. Every prefixed queue and exchange is \
             deleted afterwards. The last lines are one measure each, for scripts to compare:
               registration_to_processed <mode> p50_ms=… p99_ms=… max_ms=… retries_mean=… retries_max=…
-              throughput known-clients end_to_end_per_s=… consumer_only_per_s=…
+              throughput known-clients end_to_end_per_s=… consumer_only_per_s=… reference_per_s=… \
+            ratio=… ratios=…,…,… target_0.7=<met|missed>
               scaleout instances=<n> hold=<on|off> p50_ms=… p99_ms=… max_ms=… retries_mean=… retries_max=… \
             payments=… duplicates=… parked=… missing=…
               scaleout_target instances=<n> hold=on p99_under_50ms=<met|missed> retries_under_0.05=<met|missed>
@@ -51,6 +52,9 @@ struct PaymentBench: AsyncParsableCommand {
 
     @Option(help: "Payments of the throughput measures, all of one known client (0 skips them).")
     var throughputPayments = 20000
+
+    @Option(help: "Throughput: how many rounds of consumer-only pass and reference, alternately; the median ratio is reported.")
+    var throughputRounds = 3
 
     @Option(help: "Payments of the scale-out measure, one client each (0 skips it).")
     var scaleoutPayments = 1000
@@ -120,6 +124,7 @@ struct PaymentBench: AsyncParsableCommand {
         }
         guard payments >= 0 else { throw ValidationError("--payments cannot be negative") }
         guard throughputPayments >= 0 else { throw ValidationError("--throughput-payments cannot be negative") }
+        guard (1...15).contains(throughputRounds) else { throw ValidationError("--throughput-rounds takes 1 to 15") }
         guard maxLagSeconds.isFinite, maxLagSeconds >= 0, maxLagSeconds <= 3600 else {
             throw ValidationError("--max-lag-seconds must be between 0 and 3600")
         }
@@ -191,7 +196,8 @@ struct PaymentBench: AsyncParsableCommand {
         if throughputPayments > 0, measures.contains(.throughput) {
             let topology = PaymentTopology(prefix: base + "tput-")
             let benchmark = ThroughputBenchmark(
-                configuration: configuration, topology: topology, payments: throughputPayments, logger: logger)
+                configuration: configuration, topology: topology, payments: throughputPayments,
+                rounds: throughputRounds, logger: logger)
             print("throughput: \(throughputPayments) payments of one known client, delay mode ttl (no retries)")
             do {
                 let result = try await benchmark.run()
@@ -431,6 +437,7 @@ struct PaymentBench: AsyncParsableCommand {
     }
 
     private func report(_ result: ThroughputBenchmark.Result) -> [String] {
+        let ratio = result.consumerOnly.rate / result.reference.rate
         for (label, pass) in [("end-to-end", result.endToEnd), ("consumer-only", result.consumerOnly)] {
             print(
                 "throughput \(label): \(pass.outcomes)/\(throughputPayments) outcomes in "
@@ -445,7 +452,8 @@ struct PaymentBench: AsyncParsableCommand {
             "throughput reference (no service: consume → publish with confirm → ack, prefetch 100, 32 at once, "
                 + "pre-published): \(result.reference.handled) messages in "
                 + "\(fixed(result.reference.duration.milliseconds, 0)) ms = \(fixed(result.reference.rate, 0)) /s; "
-                + "consumer-only reaches \(fixed(100 * result.consumerOnly.rate / result.reference.rate, 0))% of it")
+                + "consumer-only reaches \(fixed(100 * ratio, 0))% of it (the median of \(result.ratios.count) "
+                + "alternating rounds: \(result.ratios.map { "\(fixed(100 * $0, 0))%" }.joined(separator: ", ")))")
         print(
             "throughput reference, retry path (the same, publishing to a durable queue as a retry does): "
                 + "\(result.referenceDurable.handled) messages in "
@@ -453,7 +461,10 @@ struct PaymentBench: AsyncParsableCommand {
                 + "\(fixed(result.referenceDurable.rate, 0)) /s")
         return [
             "throughput known-clients end_to_end_per_s=\(fixed(result.endToEnd.rate, 0)) "
-                + "consumer_only_per_s=\(fixed(result.consumerOnly.rate, 0))"
+                + "consumer_only_per_s=\(fixed(result.consumerOnly.rate, 0)) "
+                + "reference_per_s=\(fixed(result.reference.rate, 0)) ratio=\(fixed(ratio, 2)) "
+                + "ratios=\(result.ratios.map { fixed($0, 2) }.joined(separator: ",")) "
+                + "target_0.7=\(ratio >= 0.7 ? "met" : "missed")"
         ]
     }
 

@@ -13,6 +13,9 @@ struct ThroughputBenchmark {
     let configuration: AMQPConfiguration
     let topology: PaymentTopology
     let payments: Int
+    /// How many times the consumer-only pass and the reference run, alternately: the machine's noise moves single
+    /// runs by tens of percent, so the ratio reported is the median round's.
+    let rounds: Int
     let logger: Logger
     let policy = RetryPolicy()
     let client = "tput-client"
@@ -39,9 +42,12 @@ struct ThroughputBenchmark {
 
     struct Result {
         let endToEnd: Pass
+        /// The consumer-only pass of the median round.
         let consumerOnly: Pass
-        /// The same work without the service (see ``ReferencePipeline``): the outcome path.
+        /// The same work without the service (see ``ReferencePipeline``), the outcome path: the median round's.
         let reference: ReferencePipeline.Result
+        /// Consumer-only rate over reference rate, per round, in the order they ran.
+        let ratios: [Double]
         /// The same, with each message published to a durable queue instead: the retry path.
         let referenceDurable: ReferencePipeline.Result
     }
@@ -69,26 +75,33 @@ struct ThroughputBenchmark {
             endToEnd.service = first.metrics.snapshot
             consumer = nil
 
-            var consumerOnly = try await measureConsumerOnly(
-                publisher: publisher, observer: observer, started: { consumer = $0 })
-            if let running = consumer {
-                try await running.stop()
-                consumerOnly.service = running.service.metrics.snapshot
+            var measured: [(pass: Pass, reference: ReferencePipeline.Result)] = []
+            for round in 0..<rounds {
+                var consumerOnly = try await measureConsumerOnly(
+                    round: round, publisher: publisher, observer: observer, started: { consumer = $0 })
+                if let running = consumer {
+                    try await running.stop()
+                    consumerOnly.service = running.service.metrics.snapshot
+                }
+                consumer = nil
+                let reference = try await ReferencePipeline(
+                    configuration: configuration, topology: topology, messages: payments, durableOutput: false,
+                    logger: logger
+                ).run(publisher: publisher)
+                measured.append((consumerOnly, reference))
             }
-            consumer = nil
             await observer.stop()
+            let ratios = measured.map { $0.pass.rate / $0.reference.rate }
+            let median = measured.sorted { $0.pass.rate / $0.reference.rate < $1.pass.rate / $1.reference.rate }[
+                measured.count / 2]
 
-            let reference = try await ReferencePipeline(
-                configuration: configuration, topology: topology, messages: payments, durableOutput: false,
-                logger: logger
-            ).run(publisher: publisher)
             let referenceDurable = try await ReferencePipeline(
                 configuration: configuration, topology: topology, messages: payments, durableOutput: true,
                 logger: logger
             ).run(publisher: publisher)
             await publisher.close()
             return Result(
-                endToEnd: endToEnd, consumerOnly: consumerOnly, reference: reference,
+                endToEnd: endToEnd, consumerOnly: median.pass, reference: median.reference, ratios: ratios,
                 referenceDurable: referenceDurable)
         } catch {
             await publisher?.close()
@@ -126,14 +139,17 @@ struct ThroughputBenchmark {
             "throughput end-to-end", start: start, publishing: publishing, observer: observer, abort: abort)
     }
 
+    /// Pre-publishes the payments of one round (ids of their own: the service would skip a round's payments as
+    /// duplicates of the last one's), then starts a fresh service and times it until every outcome is in.
     private func measureConsumerOnly(
-        publisher: BenchPublisher, observer: OutcomeObserver, started: (RunningConsumer) -> Void
+        round: Int, publisher: BenchPublisher, observer: OutcomeObserver, started: (RunningConsumer) -> Void
     ) async throws -> Pass {
         observer.recorder.reset()
         let encoder = JSONEncoder()
-        let bodies = try (0..<payments).map { try paymentBody(id: "o-\($0)", client: client, encoder: encoder) }
+        let prefix = "o\(round)-"
+        let bodies = try (0..<payments).map { try paymentBody(id: "\(prefix)\($0)", client: client, encoder: encoder) }
         let publishStart = clock.now
-        let publishing = try await publishAll(bodies, prefix: "o-", publisher: publisher)
+        let publishing = try await publishAll(bodies, prefix: prefix, publisher: publisher)
         let waiting = try await publisher.payments.declareQueue(topology.paymentsQueue, passive: true).messageCount
         print(
             "  throughput consumer-only: \(waiting) payments waiting in \(topology.paymentsQueue) "

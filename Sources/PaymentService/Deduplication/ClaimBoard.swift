@@ -7,8 +7,10 @@ import Synchronization
 final class ClaimBoard: Sendable {
     private struct State {
         var arbiter: ClaimArbiter
-        /// Handlers waiting for the verdict on their claim.
-        var verdictWaiters: [String: CheckedContinuation<ClaimArbiter.Verdict, any Error>] = [:]
+        /// Handlers waiting for the verdict on their claim, and until when.
+        var verdictWaiters: [String: VerdictWaiter] = [:]
+        /// Whether the watchdog that times verdict waits out is running.
+        var watchdogRunning = false
         /// Verdicts read before their handler started waiting (its append's confirm was still on its way).
         var earlyVerdicts: [String: ClaimArbiter.Verdict] = [:]
         /// Claims whose handler waits or will wait for the verdict.
@@ -19,7 +21,16 @@ final class ClaimBoard: Sendable {
         var failure: (any Error)?
     }
 
+    private struct VerdictWaiter {
+        var continuation: CheckedContinuation<ClaimArbiter.Verdict, any Error>
+        var deadline: ContinuousClock.Instant
+        var timeout: Duration
+    }
+
     private let state: Mutex<State>
+    /// How often the watchdog looks for overdue verdict waits: one task for all of them, rather than a timer per
+    /// claim, which would cost a task and a timer for every payment.
+    private static let watchdogInterval = Duration.milliseconds(250)
 
     /// Creates a board around an empty arbiter.
     init(arbiter: ClaimArbiter) {
@@ -53,7 +64,7 @@ final class ClaimBoard: Sendable {
                     guard state.expected.contains(claimID) else { continue }
                     if let waiter = state.verdictWaiters.removeValue(forKey: claimID) {
                         state.expected.remove(claimID)
-                        verdicts.append((waiter, verdict))
+                        verdicts.append((waiter.continuation, verdict))
                     } else {
                         state.earlyVerdicts[claimID] = verdict
                     }
@@ -89,28 +100,50 @@ final class ClaimBoard: Sendable {
     /// - Throws: ``AMQPError`` `timeout` (retriable) when the claim is not read back within `timeout`, the
     ///   follower's failure, or `CancellationError`.
     func verdict(on claimID: String, timeout: Duration) async throws -> ClaimArbiter.Verdict {
-        let timer = Task { [weak self] in
-            try await Task.sleep(for: timeout)
-            self?.endVerdictWait(
-                claimID, with: AMQPError(.timeout, "claim \(claimID) was not read back from the claims stream in \(timeout)"))
-        }
-        defer { timer.cancel() }
-        return try await withTaskCancellationHandler {
+        try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let immediate = state.withLock { state -> Result<ClaimArbiter.Verdict, any Error>? in
+                let (immediate, startWatchdog) = state.withLock {
+                    state -> (Result<ClaimArbiter.Verdict, any Error>?, Bool) in
                     if let verdict = state.earlyVerdicts.removeValue(forKey: claimID) {
                         state.expected.remove(claimID)
-                        return .success(verdict)
+                        return (.success(verdict), false)
                     }
-                    if let failure = state.failure { return .failure(failure) }
-                    if Task.isCancelled { return .failure(CancellationError()) }
-                    state.verdictWaiters[claimID] = continuation
-                    return nil
+                    if let failure = state.failure { return (.failure(failure), false) }
+                    if Task.isCancelled { return (.failure(CancellationError()), false) }
+                    state.verdictWaiters[claimID] = VerdictWaiter(
+                        continuation: continuation, deadline: .now + timeout, timeout: timeout)
+                    guard !state.watchdogRunning else { return (nil, false) }
+                    state.watchdogRunning = true
+                    return (nil, true)
                 }
                 if let immediate { continuation.resume(with: immediate) }
+                if startWatchdog { Task { await self.watchOverdueVerdicts() } }
             }
         } onCancel: {
             endVerdictWait(claimID, with: CancellationError())
+        }
+    }
+
+    /// Fails verdict waits past their deadline, until none is left.
+    private func watchOverdueVerdicts() async {
+        while true {
+            try? await Task.sleep(for: Self.watchdogInterval)
+            let now = ContinuousClock.now
+            let (overdue, done) = state.withLock { state in
+                let overdue = state.verdictWaiters.filter { $0.value.deadline <= now }
+                for claimID in overdue.keys {
+                    state.verdictWaiters[claimID] = nil
+                    state.expected.remove(claimID)
+                }
+                if state.verdictWaiters.isEmpty { state.watchdogRunning = false }
+                return (overdue, state.verdictWaiters.isEmpty)
+            }
+            for (claimID, waiter) in overdue {
+                waiter.continuation.resume(
+                    throwing: AMQPError(
+                        .timeout, "claim \(claimID) was not read back from the claims stream in \(waiter.timeout)"))
+            }
+            if done { return }
         }
     }
 
@@ -119,7 +152,7 @@ final class ClaimBoard: Sendable {
             state.expected.remove(claimID)
             return state.verdictWaiters.removeValue(forKey: claimID)
         }
-        waiter?.resume(throwing: error)
+        waiter?.continuation.resume(throwing: error)
     }
 
     /// Waits until `paymentID` is settled or its claim released, at most `timeout`; returns either way.
@@ -169,7 +202,7 @@ final class ClaimBoard: Sendable {
     func fail(_ error: any Error) {
         let (verdicts, freed) = state.withLock { state in
             state.failure = error
-            let verdicts = Array(state.verdictWaiters.values)
+            let verdicts = state.verdictWaiters.values.map(\.continuation)
             let freed = state.freedWaiters.values.flatMap(\.values)
             state.verdictWaiters = [:]
             state.freedWaiters = [:]

@@ -207,7 +207,11 @@ final class PaymentHandler: Sendable {
     /// Carries out a terminal decision, then acknowledges the delivery and records the settlement, if any.
     private func finish(_ handling: inout PaymentHandling, with decision: PaymentDecision) async throws {
         let payment = handling.payment
-        let metadata = handling.metadata
+        // Built only when a line is logged: this runs for every payment, and a service logging at warning logs none.
+        let facts = handling.facts
+        var metadata: Logger.Metadata {
+            ["payment.id": "\(payment.paymentId)", "client.id": "\(payment.clientId)", "attempt": "\(facts.attempt)"]
+        }
         var settlement: (claim: ClaimArbiter.Holder, outcome: PaymentOutcome.Kind)?
         switch decision {
         case .skipDuplicate(let outcome):
