@@ -113,12 +113,21 @@ public final class AMQPConnection: Sendable, Service {
     }
 
     /// Waits until the connection ends, and throws the error it ended with unless the application closed it.
+    ///
+    /// - Throws: ``AMQPError``: the error the connection ended with; `CancellationError` when the waiting task is
+    ///   cancelled first (the connection stays open).
     public func waitUntilClosed() async throws {
         try await core.waitUntilEnded()
     }
 
     /// Runs the connection as a service: returns when the application closes it, throws when it fails, and closes
     /// it gracefully on a graceful shutdown. May be called once.
+    ///
+    /// When its task is cancelled (a `ServiceGroup` does so when another of its services fails), it closes the
+    /// connection and throws `CancellationError`, as swift-service-lifecycle expects of a service.
+    ///
+    /// - Throws: ``AMQPError`` when the connection fails or `run()` was already called; `CancellationError` when
+    ///   the task is cancelled.
     public func run() async throws {
         let alreadyRunning = running.withLock { running in
             defer { running = true }
@@ -127,10 +136,16 @@ public final class AMQPConnection: Sendable, Service {
         guard !alreadyRunning else {
             throw AMQPError(.invalidArgument, "run() of a connection may be called only once")
         }
-        try await withGracefulShutdownHandler {
-            try await self.core.waitUntilEnded()
-        } onGracefulShutdown: {
-            Task { try? await self.close() }
+        do {
+            try await withGracefulShutdownHandler {
+                try await self.core.waitUntilEnded()
+            } onGracefulShutdown: {
+                Task { try? await self.close() }
+            }
+        } catch is CancellationError {
+            // close() waits on the I/O thread, not on this task, so it completes in a cancelled task too.
+            try? await close()
+            throw CancellationError()
         }
     }
 }

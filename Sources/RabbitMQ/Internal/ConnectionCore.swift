@@ -13,7 +13,7 @@ final class ConnectionCore: Sendable {
         var nextWaiterToken: UInt64 = 0
         var recovering: AMQPError?
         var ended: Result<Void, AMQPError>?
-        var endWaiters: [CheckedContinuation<Void, any Error>] = []
+        var endWaiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
     }
 
     let configuration: AMQPConfiguration
@@ -154,8 +154,8 @@ final class ConnectionCore: Sendable {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
             guard state.ended == nil else { return [] }
             state.ended = result
-            let waiters = state.endWaiters
-            state.endWaiters = []
+            let waiters = Array(state.endWaiters.values)
+            state.endWaiters = [:]
             return waiters
         }
         for waiter in waiters { waiter.resume(with: result) }
@@ -171,14 +171,27 @@ final class ConnectionCore: Sendable {
     }
 
     /// Waits until the connection ends; throws the error it ended with, unless the application closed it.
+    ///
+    /// - Throws: The connection's error, or `CancellationError` when the task is cancelled first (the connection is
+    ///   left as it is).
     func waitUntilEnded() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let ended = state.withLock { state -> Result<Void, AMQPError>? in
-                if let ended = state.ended { return ended }
-                state.endWaiters.append(continuation)
-                return nil
+        let token = state.withLock { state in
+            state.nextWaiterToken += 1
+            return state.nextWaiterToken
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let ended = state.withLock { state -> Result<Void, any Error>? in
+                    if let ended = state.ended { return ended.mapError { $0 } }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    state.endWaiters[token] = continuation
+                    return nil
+                }
+                if let ended { continuation.resume(with: ended) }
             }
-            if let ended { continuation.resume(with: ended) }
+        } onCancel: {
+            let waiter = state.withLock { $0.endWaiters.removeValue(forKey: token) }
+            waiter?.resume(throwing: CancellationError())
         }
     }
 }
