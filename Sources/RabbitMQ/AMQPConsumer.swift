@@ -1,6 +1,7 @@
 /// The deliveries of one consumer, as an `AsyncSequence`.
 ///
-/// Returned by ``AMQPChannel/consume(queue:tag:noAck:exclusive:arguments:)``. Iterate it once. It ends normally when
+/// Returned by ``AMQPChannel/consume(queue:tag:noAck:exclusive:arguments:)``. Iterate it once: a second iterator
+/// throws `invalidArgument` at its first `next()`, rather than taking deliveries from the first. It ends normally when
 /// the consumer is cancelled by the application, and throws ``AMQPError`` when the broker cancels the consumer
 /// (`consumerCancelledByBroker`) or the channel or connection fails. Cancelling the iterating task, or dropping
 /// every copy of the consumer, cancels the consumer; deliveries not read by then go back to the queue.
@@ -25,18 +26,28 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
         try await channel.cancel(consumerTag: tag)
     }
 
-    /// Creates the iterator.
+    /// Creates the iterator; only the first one reads deliveries.
     public func makeAsyncIterator() -> Iterator {
-        Iterator(owner: owner)
+        Iterator(owner: owner, isSecond: !owner.buffer.claimIterator(), tag: tag)
     }
 
     /// Iterates the deliveries.
     public struct Iterator: AsyncIteratorProtocol {
         let owner: DeliveryBufferOwner
+        /// Whether another iterator was made first: this one then refuses to read.
+        let isSecond: Bool
+        let tag: String
 
         /// The next delivery, or nil once the consumer was cancelled.
+        ///
+        /// - Throws: ``AMQPError``: `invalidArgument` from an iterator made after the first one, or the reason the
+        ///   consumer ended (`consumerCancelledByBroker`, the channel's or the connection's error).
         public mutating func next() async throws -> AMQPDelivery? {
-            try await owner.buffer.next()
+            guard !isSecond else {
+                throw AMQPError(
+                    .invalidArgument, "consumer \(tag) is already being iterated; a consumer's deliveries are read once")
+            }
+            return try await owner.buffer.next()
         }
     }
 }

@@ -23,6 +23,8 @@ final class DeliveryBuffer: Sendable {
         var end: Result<Void, AMQPError>?
         var terminated = false
         var onTermination: (@Sendable () -> Void)?
+        /// Whether an iterator was made: a second one would take deliveries from the first, or steal its wait.
+        var iterated = false
     }
 
     let noAck: Bool
@@ -81,6 +83,14 @@ final class DeliveryBuffer: Sendable {
         }
     }
 
+    /// Records that an iterator is being made; false when one already was.
+    func claimIterator() -> Bool {
+        state.withLock { state in
+            defer { state.iterated = true }
+            return !state.iterated
+        }
+    }
+
     /// The next delivery; nil when the sequence ended normally or the consuming side is gone.
     func next() async throws -> AMQPDelivery? {
         if let ready = takeReady() { return ready }
@@ -89,6 +99,10 @@ final class DeliveryBuffer: Sendable {
                 let immediate = state.withLock { state -> Result<AMQPDelivery?, any Error>? in
                     if let item = Self.pop(&state) { return .success(item) }
                     if state.terminated { return .success(nil) }
+                    if state.waiter != nil {
+                        // Two tasks iterating copies of one iterator: replacing the first wait would hang it.
+                        return .failure(AMQPError(.invalidArgument, "a consumer's deliveries are read by one task at a time"))
+                    }
                     switch state.end {
                     case .failure(let error):
                         // Thrown once; the sequence then simply ends.
