@@ -94,10 +94,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RabbitMQTests",
-            dependencies: ["RabbitMQ"],
+            dependencies: ["RabbitMQ", "RabbitMQTestSupport"],
             swiftSettings: swiftSettings
         ),
-        // What both integration test targets use: a loopback TCP proxy for network faults, and time limits.
+        // What the test targets use: a loopback TCP proxy for network faults, and time limits.
         .target(
             name: "RabbitMQTestSupport",
             path: "Tests/RabbitMQTestSupport",

@@ -19,7 +19,8 @@ public struct AMQPPublishConfirmation: Sendable {
     ///
     /// - Throws: ``AMQPError`` with code `publishNacked` when the broker refused the message, `messageReturned` when
     ///   a mandatory message could not be routed, or the channel's or connection's error when it closed before the
-    ///   broker answered (the message may or may not have been taken).
+    ///   broker answered (the message may or may not have been taken); `CancellationError` when the waiting task is
+    ///   cancelled first (the confirm can still be waited for again).
     public func wait() async throws {
         try await box.wait()
     }
@@ -27,36 +28,15 @@ public struct AMQPPublishConfirmation: Sendable {
 
 /// The shared slot a confirm is settled into by the I/O thread and awaited by the publisher.
 final class ConfirmationBox: Sendable {
-    private enum State {
-        case pending([CheckedContinuation<Void, any Error>])
-        case settled(Result<Void, AMQPError>)
-    }
+    private let outcome = OneShotResult<Void>()
 
-    private let state = Mutex(State.pending([]))
-
+    /// Waits for the broker's answer; a cancelled wait throws `CancellationError` and leaves the confirm pending.
     func wait() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let result = state.withLock { state -> Result<Void, AMQPError>? in
-                switch state {
-                case .settled(let result):
-                    return result
-                case .pending(var waiters):
-                    waiters.append(continuation)
-                    state = .pending(waiters)
-                    return nil
-                }
-            }
-            if let result { continuation.resume(with: result) }
-        }
+        try await outcome.wait()
     }
 
     /// Settles the confirmation; later calls are ignored.
     func settle(_ result: Result<Void, AMQPError>) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
-            guard case .pending(let waiters) = state else { return [] }
-            state = .settled(result)
-            return waiters
-        }
-        for waiter in waiters { waiter.resume(with: result) }
+        outcome.settle(result.mapError { $0 })
     }
 }

@@ -12,14 +12,14 @@ final class ConnectionCore: Sendable {
         var unblockWaiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
         var nextWaiterToken: UInt64 = 0
         var recovering: AMQPError?
-        var ended: Result<Void, AMQPError>?
-        var endWaiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
     }
 
     let configuration: AMQPConfiguration
     let logger: Logger
     let commands: CommandQueue
     private let state = Mutex(State())
+    /// How the connection ended, once it has: success for a close the application asked for.
+    private let end = OneShotResult<Void>()
     /// Recovery's events, for ``AMQPConnection/recoveryEvents``.
     let recoveryEvents: AsyncStream<AMQPRecoveryEvent>
     private let recoveryEventSink: AsyncStream<AMQPRecoveryEvent>.Continuation
@@ -124,7 +124,7 @@ final class ConnectionCore: Sendable {
     }
 
     var isOpen: Bool {
-        state.withLock { $0.ended == nil }
+        !end.isSettled
     }
 
     /// Records what the handshake negotiated (called once, by the I/O thread).
@@ -150,15 +150,8 @@ final class ConnectionCore: Sendable {
 
     /// Records how the connection ended: `nil` for a close the application asked for.
     func didEnd(with error: AMQPError?) {
-        let result: Result<Void, AMQPError> = error.map { .failure($0) } ?? .success(())
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
-            guard state.ended == nil else { return [] }
-            state.ended = result
-            let waiters = Array(state.endWaiters.values)
-            state.endWaiters = [:]
-            return waiters
-        }
-        for waiter in waiters { waiter.resume(with: result) }
+        let result: Result<Void, any Error> = error.map { .failure($0) } ?? .success(())
+        end.settle(result)
         let blockedWaiters = state.withLock { state in
             let waiters = Array(state.unblockWaiters.values)
             state.unblockWaiters = [:]
@@ -175,23 +168,6 @@ final class ConnectionCore: Sendable {
     /// - Throws: The connection's error, or `CancellationError` when the task is cancelled first (the connection is
     ///   left as it is).
     func waitUntilEnded() async throws {
-        let token = state.withLock { state in
-            state.nextWaiterToken += 1
-            return state.nextWaiterToken
-        }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let ended = state.withLock { state -> Result<Void, any Error>? in
-                    if let ended = state.ended { return ended.mapError { $0 } }
-                    if Task.isCancelled { return .failure(CancellationError()) }
-                    state.endWaiters[token] = continuation
-                    return nil
-                }
-                if let ended { continuation.resume(with: ended) }
-            }
-        } onCancel: {
-            let waiter = state.withLock { $0.endWaiters.removeValue(forKey: token) }
-            waiter?.resume(throwing: CancellationError())
-        }
+        try await end.wait()
     }
 }
