@@ -113,7 +113,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PaymentServiceTests",
-            dependencies: ["PaymentService"],
+            dependencies: ["PaymentService", "RabbitMQTestSupport"],
             swiftSettings: swiftSettings
         ),
         // Runs the built consumer and producer as processes against the local broker.

@@ -1,4 +1,5 @@
 import RabbitMQ
+import RabbitMQTestSupport
 import XCTest
 
 @testable import PaymentService

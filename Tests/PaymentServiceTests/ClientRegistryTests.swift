@@ -1,3 +1,4 @@
+import RabbitMQTestSupport
 import XCTest
 
 @testable import PaymentService
