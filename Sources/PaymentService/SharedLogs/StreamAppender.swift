@@ -18,7 +18,6 @@ final class StreamAppender<Record: Sendable>: Sendable {
 
     private struct State {
         var pending: [Pending] = []
-        var pendingRecords = 0
         var flushing = false
     }
 
@@ -55,7 +54,6 @@ final class StreamAppender<Record: Sendable>: Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let startFlushing = state.withLock { state -> Bool in
                 state.pending.append(Pending(records: records, continuation: continuation))
-                state.pendingRecords += records.count
                 guard !state.flushing else { return false }
                 state.flushing = true
                 return true
@@ -109,7 +107,6 @@ final class StreamAppender<Record: Sendable>: Sendable {
             }
             let batch = Array(state.pending.prefix(taken))
             state.pending.removeFirst(taken)
-            state.pendingRecords -= count
             return batch
         }
     }
