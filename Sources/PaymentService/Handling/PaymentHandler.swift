@@ -97,9 +97,18 @@ final class PaymentHandler: Sendable {
             try await run(&handling)
         } catch {
             if let claim = handling.heldClaim {
-                // Let another copy go ahead now rather than after the lease; if this append fails too, the
-                // lease ends the claim anyway.
-                try? await claimsLog.append([.release(paymentID: payment.paymentId, claimID: claim.claimID)])
+                if handling.outcomeMayBeOut {
+                    // The outcome's publish failed without an answer (a lost connection): the broker may have
+                    // routed it. Releasing would let the next copy process the payment again; left to expire, the
+                    // claim makes that copy look in the outcomes stream first.
+                    logger.warning(
+                        "outcome publish unconfirmed; the claim is left to expire",
+                        metadata: ["payment.id": "\(payment.paymentId)", "error": "\(error)"])
+                } else {
+                    // Let another copy go ahead now rather than after the lease; if this append fails too, the
+                    // lease ends the claim anyway.
+                    try? await claimsLog.append([.release(paymentID: payment.paymentId, claimID: claim.claimID)])
+                }
             }
             throw error
         }
@@ -115,6 +124,8 @@ final class PaymentHandler: Sendable {
         var heldClaim: ClaimArbiter.Holder?
         /// When the expired claim this delivery's claim replaced was made.
         var replacedClaimAt: Int64?
+        /// Whether the outcome's publish has started: from then on the outcome may exist even if the publish fails.
+        var outcomeMayBeOut = false
         var metadata: Logger.Metadata {
             ["payment.id": "\(payment.paymentId)", "client.id": "\(payment.clientId)", "attempt": "\(facts.attempt)"]
         }
@@ -235,6 +246,7 @@ final class PaymentHandler: Sendable {
                 ]) { $1 })
         case .process:
             let claim = try checkLease(handling)
+            handling.outcomeMayBeOut = true
             try await publisher.publish(
                 PaymentOutcome(
                     paymentId: payment.paymentId, clientId: payment.clientId, attempts: handling.facts.attempt,
@@ -245,6 +257,7 @@ final class PaymentHandler: Sendable {
         case .park(let reason):
             let claim = try checkLease(handling)
             try await publisher.park(handling.delivery, reason: reason, from: handling.queue)
+            handling.outcomeMayBeOut = true
             try await publisher.publish(
                 PaymentOutcome(
                     paymentId: payment.paymentId, clientId: payment.clientId, attempts: handling.facts.attempt,
