@@ -12,34 +12,24 @@ import Foundation
 /// keep working. Open a new channel to continue.
 public final class AMQPChannel: Sendable {
     /// The channel number on its connection.
-    public let id: UInt16
+    public var id: UInt16 { state.id }
     /// Messages the broker returned as unroutable (`basic.return` of `mandatory` publishes).
     ///
     /// The stream keeps the newest 1,024 returns nobody has read yet. It ends when the channel closes. In confirm mode
     /// a returned publish also fails its confirmation with `messageReturned`.
-    public let returnedMessages: AsyncStream<AMQPReturnedMessage>
+    public var returnedMessages: AsyncStream<AMQPReturnedMessage> { state.returnedMessages }
 
     let core: ConnectionCore
-    let state = ChannelState()
-    let returnsContinuation: AsyncStream<AMQPReturnedMessage>.Continuation
+    /// What this channel shares with the connection's I/O thread.
+    let state: ChannelState
+    /// The connection, kept alive while the channel is in use: a connection closes itself once nothing refers to
+    /// it, its channels included.
+    let connection: AMQPConnection
 
-    init(id: UInt16, core: ConnectionCore) {
-        self.id = id
-        self.core = core
-        (returnedMessages, returnsContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1024))
-    }
-
-    /// The error later calls get once a channel has closed because of `cause`.
-    static func closedError(channel: UInt16, cause: AMQPError) -> AMQPError {
-        switch cause.code {
-        case .channelClosedByBroker:
-            var error = cause
-            error.code = .channelClosed
-            error.message = "channel \(channel) is closed: the broker closed it after an error"
-            return error
-        default:
-            return cause
-        }
+    init(state: ChannelState, connection: AMQPConnection) {
+        self.state = state
+        self.connection = connection
+        self.core = connection.core
     }
 
     /// Whether the channel can still be used.
@@ -53,7 +43,7 @@ public final class AMQPChannel: Sendable {
     public func close() async throws {
         guard state.closedError == nil else { return }
         try await core.request { connection, continuation in
-            connection.closeChannel(self.id, reason: "closed by the application", continuation: continuation)
+            connection.closeChannel(self.id, reason: "closed by the application", reply: continuation)
         }
     }
 
@@ -72,24 +62,17 @@ public final class AMQPChannel: Sendable {
     ///   - arguments: Optional arguments, such as `alternate-exchange` or `x-delayed-type`.
     /// - Throws: ``AMQPError``: `channelClosedByBroker` with 406 when it exists with other flags, 404 for a passive
     ///   check of a missing one; `connectionClosedByBroker` with 503 COMMAND_INVALID for an unknown type (the broker
-    ///   closes the whole connection), reported as `delayedMessagePluginMissing` for `x-delayed-message`.
+    ///   closes the whole connection: declare delayed-message exchanges with ``AMQPDelayedExchange``, which says
+    ///   when the plugin is missing).
     public func declareExchange(
         _ name: String, type: AMQPExchangeType = .direct, durable: Bool = false, autoDelete: Bool = false,
         internal isInternal: Bool = false, passive: Bool = false, arguments: AMQPTable = [:]
     ) async throws {
         try Self.validateName(name, "exchange name")
-        do {
-            try await request { connection, continuation in
-                connection.declareExchange(
-                    on: self.id, name: name, type: type.rawValue, passive: passive, durable: durable,
-                    autoDelete: autoDelete, isInternal: isInternal, arguments: arguments, continuation: continuation)
-            }
-        } catch let error as AMQPError where type == .delayedMessage && error.replyCode == 503 {
-            var missing = error
-            missing.code = .delayedMessagePluginMissing
-            missing.message =
-                "the broker does not know exchange type x-delayed-message: enable the rabbitmq_delayed_message_exchange plugin (the broker closed the connection)"
-            throw missing
+        try await request { connection, continuation in
+            connection.declareExchange(
+                on: self.id, name: name, type: type.rawValue, passive: passive, durable: durable,
+                autoDelete: autoDelete, isInternal: isInternal, arguments: arguments, continuation: continuation)
         }
     }
 
@@ -322,8 +305,11 @@ public final class AMQPChannel: Sendable {
         queue: String, tag: String = "", noAck: Bool = false, exclusive: Bool = false, arguments: AMQPTable = [:]
     ) async throws -> AMQPConsumer {
         try Self.validateNames([(queue, "queue name"), (tag, "consumer tag")])
-        let buffer = DeliveryBuffer(noAck: noAck, requeuesLeftovers: arguments["x-stream-offset"] == nil)
-        let consumerTag = try await request { (connection, continuation: CheckedContinuation<String, any Error>) in
+        let isStream = arguments["x-stream-offset"] != nil
+        // Captures the core and the shared state, never this channel: the I/O thread keeps the buffer, and must not
+        // keep the application's connection alive through it.
+        let buffer = DeliveryBuffer(noAck: noAck, giveBack: isStream ? nil : Self.requeuer(core: core, state: state))
+        let consumerTag = try await request { (connection, continuation: RequestReply<String>) in
             connection.consume(
                 on: self.id, queue: queue, tag: tag, noAck: noAck, exclusive: exclusive, arguments: arguments,
                 sink: buffer, continuation: continuation)
@@ -350,9 +336,10 @@ public final class AMQPChannel: Sendable {
     /// - Parameter noAck: Consider the message acknowledged once sent.
     public func get(queue: String, noAck: Bool = false) async throws -> AMQPDelivery? {
         try Self.validateName(queue, "queue name")
-        return try await request { connection, continuation in
+        let message = try await request { connection, continuation in
             connection.get(on: self.id, queue: queue, noAck: noAck, continuation: continuation)
         }
+        return message.map { AMQPDelivery($0, channel: self) }
     }
 
     /// Acknowledges a delivery (`basic.ack`).
@@ -384,7 +371,7 @@ public final class AMQPChannel: Sendable {
 
     /// Runs a request on the I/O thread, failing at once with the channel's error once it is closed.
     private func request<T: Sendable>(
-        _ body: @escaping @Sendable (RabbitMQCConnection, CheckedContinuation<T, any Error>) -> Void
+        _ body: @escaping @Sendable (RabbitMQCConnection, RequestReply<T>) -> Void
     ) async throws -> T {
         try state.checkOpen()
         return try await core.request(body)
@@ -398,6 +385,19 @@ public final class AMQPChannel: Sendable {
             .acknowledge(
                 AcknowledgeRequest(
                     channelID: id, deliveryTag: deliveryTag, multiple: multiple, kind: kind, epoch: epoch)))
+    }
+
+    /// What gives an unread delivery back to its queue (a nack with requeue) once its consumer is abandoned.
+    private static func requeuer(
+        core: ConnectionCore, state: ChannelState
+    ) -> @Sendable (InboundMessage) -> Void {
+        { message in
+            guard state.closedError == nil else { return }
+            let nack = AcknowledgeRequest(
+                channelID: state.id, deliveryTag: message.deliveryTag, multiple: false, kind: .nack(requeue: true),
+                epoch: message.epoch)
+            try? core.commands.enqueue(.acknowledge(nack))
+        }
     }
 
     // MARK: - Validation

@@ -21,6 +21,14 @@ extension AMQPConfiguration {
         public var maxAttempts: Int?
 
         /// Recovery on, with these limits (defaults: 0.5 s, 30 s, no attempt limit).
+        ///
+        /// - Parameters:
+        ///   - initialDelay: The pause before the first attempt; each later pause is twice the one before.
+        ///     Default `.milliseconds(500)`.
+        ///   - maxDelay: The longest pause between two attempts. Default `.seconds(30)`.
+        ///   - maxAttempts: How many attempts are made before the connection gives up and ends; `nil` (the default)
+        ///     tries forever.
+        /// - Returns: Settings with ``isEnabled`` set.
         public static func enabled(
             initialDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(30), maxAttempts: Int? = nil
         ) -> Recovery {
@@ -33,11 +41,11 @@ extension AMQPConfiguration {
 
         /// The pause before attempt `attempt` (1-based): exponential, capped, and scaled by a random 50–100 % so that
         /// many clients of a restarted broker do not all come back at once.
-        func delay(beforeAttempt attempt: Int) -> Duration {
+        func delay(beforeAttempt attempt: Int, scale: Double = Double.random(in: 0.5...1.0)) -> Duration {
             let exponent = min(max(attempt - 1, 0), 30)
             let grown = initialDelay * (1 << exponent)
             let capped = min(grown, maxDelay)
-            return capped * Double.random(in: 0.5...1.0)
+            return capped * scale
         }
     }
 }

@@ -91,25 +91,39 @@ public final class AMQPConnection: Sendable, Service {
     public var recoveryEvents: AsyncStream<AMQPRecoveryEvent> { core.recoveryEvents }
 
     /// Opens a channel (`channel.open`) on the lowest free channel number.
+    ///
+    /// - Returns: The open channel. It keeps the connection alive while it is referenced.
+    /// - Throws: ``AMQPError``: `invalidArgument` when every channel number is in use, `connectionClosed` once the
+    ///   connection is closed or closing, `connectionLost` (retriable) while it recovers, or the broker's refusal;
+    ///   `CancellationError` when the task is cancelled first.
     public func openChannel() async throws -> AMQPChannel {
-        try await core.request { connection, continuation in
-            connection.openChannel(continuation: continuation)
+        let state = try await core.request { connection, reply in
+            connection.openChannel(reply: reply)
         }
+        return AMQPChannel(state: state, connection: self)
     }
 
     /// Closes the connection gracefully: cancels every consumer, waits (up to 5 seconds) for outstanding confirms,
     /// closes every channel and then the connection with 200. Closing a closed connection does nothing.
     ///
     /// Deliveries the application has not acknowledged go back to their queues.
+    ///
+    /// - Throws: `CancellationError` when the task is cancelled before the close completed (the close goes on).
     public func close() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            do {
-                try core.commands.enqueue(.close(continuation))
-            } catch {
-                // The connection already ended: there is nothing left to close.
-                continuation.resume()
-            }
+        let closed = OneShotResult<Void>()
+        do {
+            try core.commands.enqueue(.close(closed))
+        } catch {
+            // The connection already ended: there is nothing left to close.
+            return
         }
+        try await closed.wait()
+    }
+
+    /// A connection nothing refers to any more (neither the application nor one of its channels, consumers or
+    /// deliveries) is closed as ``close()`` would, so that its thread and socket do not outlive it.
+    deinit {
+        try? core.commands.enqueue(.close(OneShotResult()))
     }
 
     /// Waits until the connection ends, and throws the error it ended with unless the application closed it.
@@ -143,8 +157,9 @@ public final class AMQPConnection: Sendable, Service {
                 Task { try? await self.close() }
             }
         } catch is CancellationError {
-            // close() waits on the I/O thread, not on this task, so it completes in a cancelled task too.
-            try? await close()
+            // close() in this task would stop waiting at once, the task being cancelled: wait from one that is not,
+            // so that run() returns once the connection is closed.
+            await Task { try? await self.close() }.value
             throw CancellationError()
         }
     }

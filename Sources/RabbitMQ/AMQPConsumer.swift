@@ -28,7 +28,7 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
 
     /// Creates the iterator; only the first one reads deliveries.
     public func makeAsyncIterator() -> Iterator {
-        Iterator(owner: owner, isSecond: !owner.buffer.claimIterator(), tag: tag)
+        Iterator(owner: owner, isSecond: !owner.buffer.claimIterator(), tag: tag, channel: channel)
     }
 
     /// Iterates the deliveries.
@@ -37,6 +37,8 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
         /// Whether another iterator was made first: this one then refuses to read.
         let isSecond: Bool
         let tag: String
+        /// The channel deliveries are acknowledged through.
+        let channel: AMQPChannel
 
         /// The next delivery, or nil once the consumer was cancelled.
         ///
@@ -47,7 +49,7 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
                 throw AMQPError(
                     .invalidArgument, "consumer \(tag) is already being iterated; a consumer's deliveries are read once")
             }
-            return try await owner.buffer.next()
+            return try await owner.buffer.next().map { AMQPDelivery($0, channel: channel) }
         }
     }
 }

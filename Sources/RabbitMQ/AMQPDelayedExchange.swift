@@ -37,19 +37,32 @@ public struct AMQPDelayedExchange: Sendable {
     ///   - channel: The channel to declare it on and publish through.
     ///   - routingType: How messages are routed once their delay ends (`x-delayed-type`): `.direct`, `.topic`, ...
     ///   - durable: Whether the exchange survives a broker restart.
+    ///   - autoDelete: Whether the broker deletes it when its last binding goes (for a probe, say).
     ///   - arguments: Further arguments.
-    /// - Throws: ``AMQPError`` with code `delayedMessagePluginMissing` when the broker lacks the plugin (the
-    ///   connection is closed by the broker then), or the broker's refusal.
+    /// - Returns: The exchange, ready to publish to.
+    /// - Throws: ``AMQPError``: `delayedMessagePluginMissing` when the broker lacks the plugin (the broker closes
+    ///   the connection then), `invalidArgument` when `routingType` is `x-delayed-message` itself, or the broker's
+    ///   refusal (`channelClosedByBroker` 406 when it exists with other arguments).
     public static func declare(
         _ name: String, on channel: AMQPChannel, routingType: AMQPExchangeType = .direct, durable: Bool = true,
-        arguments: AMQPTable = [:]
+        autoDelete: Bool = false, arguments: AMQPTable = [:]
     ) async throws -> AMQPDelayedExchange {
         guard routingType != .delayedMessage else {
             throw AMQPError(.invalidArgument, "a delayed exchange cannot route as x-delayed-message itself")
         }
         var arguments = arguments
         arguments["x-delayed-type"] = .string(routingType.rawValue)
-        try await channel.declareExchange(name, type: .delayedMessage, durable: durable, arguments: arguments)
+        do {
+            try await channel.declareExchange(
+                name, type: .delayedMessage, durable: durable, autoDelete: autoDelete, arguments: arguments)
+        } catch let error as AMQPError where error.replyCode == 503 {
+            // 503 COMMAND_INVALID, for this type, means the broker does not know it: the plugin is not enabled.
+            var missing = error
+            missing.code = .delayedMessagePluginMissing
+            missing.message =
+                "the broker does not know exchange type x-delayed-message: enable the rabbitmq_delayed_message_exchange plugin (the broker closed the connection)"
+            throw missing
+        }
         return AMQPDelayedExchange(name: name, channel: channel)
     }
 

@@ -28,28 +28,58 @@ public struct AMQPDelivery: Sendable {
     /// Which connection of the channel the delivery came on (recovery replaces connections).
     let epoch: UInt64
 
+    /// The delivery of `message`, which came on `channel`.
+    init(_ message: InboundMessage, channel: AMQPChannel) {
+        body = message.body
+        properties = message.properties
+        exchange = message.exchange
+        routingKey = message.routingKey
+        deliveryTag = message.deliveryTag
+        isRedelivered = message.isRedelivered
+        consumerTag = message.consumerTag
+        remainingMessageCount = message.remainingMessageCount
+        self.channel = channel
+        epoch = message.epoch
+    }
+
     /// Acknowledges the delivery (`basic.ack`).
     ///
+    /// The acknowledgement is queued for the connection's thread and sent without an answer from the broker, so the
+    /// call does not wait for the network.
+    ///
     /// - Parameter multiple: Also acknowledge every earlier unacknowledged delivery of the channel.
-    /// - Throws: ``AMQPError`` with code `channelClosed` or `connectionClosed` when the channel is gone (the broker
-    ///   then redelivers the message). After an automatic recovery, acknowledging a delivery from the old connection
-    ///   does nothing (it is logged): the broker has already put the message back.
+    /// - Throws: ``AMQPError`` when the channel can no longer be used, and nothing is sent (the broker redelivers the
+    ///   message): `channelClosed` once the channel was closed (by the application, or by the broker, whose reply
+    ///   the error carries), or the error the connection ended with (`connectionClosed`, `connectionClosedByBroker`
+    ///   or `connectionLost`). While the connection recovers, and afterwards for a delivery from the replaced
+    ///   connection, the call neither throws nor sends anything (it is logged): the broker has already put the
+    ///   message back.
     public func ack(multiple: Bool = false) async throws {
         try channel.acknowledge(deliveryTag: deliveryTag, multiple: multiple, kind: .ack, epoch: epoch)
     }
 
     /// Refuses the delivery (`basic.nack`), requeueing it or letting the queue dead-letter or drop it.
     ///
+    /// Like ``ack(multiple:)``, it is queued and sent without waiting for the broker.
+    ///
     /// - Parameters:
     ///   - multiple: Also refuse every earlier unacknowledged delivery of the channel.
     ///   - requeue: Put the message back in its queue (`true`), or dead-letter/drop it (`false`).
+    /// - Throws: ``AMQPError`` when the channel can no longer be used, as ``ack(multiple:)`` does: `channelClosed`,
+    ///   or the connection's `connectionClosed`, `connectionClosedByBroker` or `connectionLost`. During a recovery,
+    ///   and for a delivery from the connection it replaced, nothing is sent and nothing is thrown.
     public func nack(multiple: Bool = false, requeue: Bool = true) async throws {
         try channel.acknowledge(deliveryTag: deliveryTag, multiple: multiple, kind: .nack(requeue: requeue), epoch: epoch)
     }
 
     /// Rejects the delivery (`basic.reject`).
     ///
+    /// Like ``ack(multiple:)``, it is queued and sent without waiting for the broker.
+    ///
     /// - Parameter requeue: Put the message back in its queue (`true`), or dead-letter/drop it (`false`).
+    /// - Throws: ``AMQPError`` when the channel can no longer be used, as ``ack(multiple:)`` does: `channelClosed`,
+    ///   or the connection's `connectionClosed`, `connectionClosedByBroker` or `connectionLost`. During a recovery,
+    ///   and for a delivery from the connection it replaced, nothing is sent and nothing is thrown.
     public func reject(requeue: Bool = true) async throws {
         try channel.acknowledge(deliveryTag: deliveryTag, multiple: false, kind: .reject(requeue: requeue), epoch: epoch)
     }

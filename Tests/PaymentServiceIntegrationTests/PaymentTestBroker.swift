@@ -51,8 +51,7 @@ enum PaymentTestBroker {
         let exchange = "ptest-probe-\(UUID().uuidString.prefix(8).lowercased())"
         do {
             let channel = try await probe.openChannel()
-            try await channel.declareExchange(
-                exchange, type: .delayedMessage, autoDelete: true, arguments: ["x-delayed-type": "direct"])
+            _ = try await AMQPDelayedExchange.declare(exchange, on: channel, durable: false, autoDelete: true)
             try await channel.deleteExchange(exchange)
             try await probe.close()
             return true

@@ -44,7 +44,7 @@ final class ErrorTests: XCTestCase {
         XCTAssertEqual(error.method?.name, "queue.declare")
         XCTAssertTrue(error.message.contains("channel 3"))
 
-        let closed = AMQPChannel.closedError(channel: 3, cause: error)
+        let closed = ConnectionStateMachine<Void>.callerError(channel: 3, cause: error)
         XCTAssertEqual(closed.code, .channelClosed)
         XCTAssertEqual(closed.replyCode, 406)
     }

@@ -22,7 +22,7 @@ final class CommandQueue: Sendable {
         var queuedPublishes = 0
         var sleeping = false
         var closedError: AMQPError?
-        var spaceWaiters: [CheckedContinuation<Void, any Error>] = []
+        var spaceWaiters = WaiterList<Void>()
     }
 
     /// How many publishes may wait in the queue before publishers are made to wait.
@@ -86,13 +86,14 @@ final class CommandQueue: Sendable {
                 return state.queuedPublishes >= publishHighWaterMark
             }
             if !full { break }
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    if state.closedError != nil || state.queuedPublishes < publishHighWaterMark { return true }
-                    state.spaceWaiters.append(continuation)
-                    return false
+            let token = state.withLock { $0.spaceWaiters.makeToken() }
+            try await WaiterList.wait(token: token) { continuation in
+                state.withLock { state -> Result<Void, any Error>? in
+                    if state.closedError != nil || state.queuedPublishes < publishHighWaterMark { return .success(()) }
+                    return state.spaceWaiters.enqueue(continuation, token: token) ? nil : .failure(CancellationError())
                 }
-                if resumeNow { continuation.resume() }
+            } cancel: { token in
+                self.state.withLock { $0.spaceWaiters.remove(token: token) }
             }
         }
         try enqueue(command)
@@ -105,9 +106,7 @@ final class CommandQueue: Sendable {
             state.commands = []
             state.commands.reserveCapacity(commands.count)
             state.queuedPublishes = 0
-            let waiters = state.spaceWaiters
-            state.spaceWaiters = []
-            return (commands, waiters)
+            return (commands, state.spaceWaiters.removeAll())
         }
         for waiter in waiters { waiter.resume() }
         return commands
@@ -136,9 +135,7 @@ final class CommandQueue: Sendable {
             if state.closedError == nil { state.closedError = error }
             let commands = state.commands
             state.commands = []
-            let waiters = state.spaceWaiters
-            state.spaceWaiters = []
-            return (commands, waiters)
+            return (commands, state.spaceWaiters.removeAll())
         }
         for waiter in waiters { waiter.resume(throwing: error) }
         return commands

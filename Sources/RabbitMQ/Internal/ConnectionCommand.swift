@@ -11,8 +11,8 @@ enum ConnectionCommand: Sendable {
     case publish(PublishRequest)
     /// Sends `basic.ack`, `basic.nack` or `basic.reject`.
     case acknowledge(AcknowledgeRequest)
-    /// Closes the connection gracefully, then resumes the continuation.
-    case close(CheckedContinuation<Void, any Error>)
+    /// Closes the connection gracefully, then settles the waiter.
+    case close(OneShotResult<Void>)
 
     /// Tells whoever waits on this command that it will never run.
     func fail(_ error: AMQPError) {
@@ -23,8 +23,8 @@ enum ConnectionCommand: Sendable {
             request.confirmation?.settle(.failure(error))
         case .acknowledge:
             break
-        case .close(let continuation):
-            continuation.resume()
+        case .close(let waiter):
+            waiter.resume()
         }
     }
 }

@@ -9,8 +9,7 @@ final class ConnectionCore: Sendable {
         var parameters = AMQPConnection.Parameters(heartbeat: .zero, frameMax: 0, channelMax: 0)
         var serverProperties = AMQPTable()
         var blocked: String?
-        var unblockWaiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
-        var nextWaiterToken: UInt64 = 0
+        var unblockWaiters = WaiterList<Void>()
         var recovering: AMQPError?
     }
 
@@ -50,12 +49,7 @@ final class ConnectionCore: Sendable {
 
     /// Throws a retriable error while the connection recovers: work given to it now could not be done.
     func checkNotRecovering() throws(AMQPError) {
-        if let cause = state.withLock({ $0.recovering }) {
-            throw AMQPError(
-                .connectionLost, "the connection is recovering from a failure (\(cause.message)); try again",
-                replyCode: cause.replyCode, replyText: cause.replyText, libraryStatus: cause.libraryStatus,
-                libraryStatusText: cause.libraryStatusText)
-        }
+        if let cause = state.withLock({ $0.recovering }) { throw AMQPError.recovering(cause: cause) }
     }
 
     /// Checks, with one lock, that a publish may go ahead now: throws while the connection recovers, and waits
@@ -67,48 +61,46 @@ final class ConnectionCore: Sendable {
     }
 
     /// Waits while the broker blocks publishing, at most ``AMQPConfiguration/blockedPublishTimeout``.
+    ///
+    /// - Throws: ``AMQPError`` `timeout` when the block outlasts the timeout, the connection's error when it ends
+    ///   meanwhile, `CancellationError` when the task is cancelled.
     func waitWhileBlocked() async throws {
         guard state.withLock({ $0.blocked != nil }) else { return }
         let timeout = configuration.blockedPublishTimeout
-        let token = state.withLock { state -> UInt64 in
-            state.nextWaiterToken += 1
-            return state.nextWaiterToken
-        }
+        let token = state.withLock { $0.unblockWaiters.makeToken() }
         let expiry = Task {
             try await Task.sleep(for: timeout)
             let (waiter, reason) = self.state.withLock { state in
-                (state.unblockWaiters.removeValue(forKey: token), state.blocked)
+                (state.unblockWaiters.remove(token: token), state.blocked)
             }
             waiter?.resume(throwing: AMQPError(
                 .timeout,
                 "the broker has blocked publishing on this connection for \(timeout) (\(reason ?? "resource alarm")); the message was not sent"))
         }
         defer { expiry.cancel() }
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let resumeNow = state.withLock { state -> Bool in
-                guard state.blocked != nil else { return true }
-                state.unblockWaiters[token] = continuation
-                return false
+        try await WaiterList.wait(token: token) { continuation in
+            state.withLock { state -> Result<Void, any Error>? in
+                guard state.blocked != nil else { return .success(()) }
+                return state.unblockWaiters.enqueue(continuation, token: token) ? nil : .failure(CancellationError())
             }
-            if resumeNow { continuation.resume() }
+        } cancel: { token in
+            self.state.withLock { $0.unblockWaiters.remove(token: token) }
         }
     }
 
-    /// Runs `body` on the I/O thread and waits for the answer it gives through the continuation.
+    /// Runs `body` on the I/O thread and waits for the answer it puts in the reply.
     ///
-    /// `body` must resume the continuation exactly once, now or later (for instance when the broker replies).
+    /// `body` must settle the reply, now or later (for instance when the broker replies).
+    ///
+    /// - Throws: What `body` settles the reply with, the connection's error when it is gone, or `CancellationError`
+    ///   when the task is cancelled first: the request may still reach the broker, and its answer is dropped.
     func request<T: Sendable>(
-        _ body: @escaping @Sendable (RabbitMQCConnection, CheckedContinuation<T, any Error>) -> Void
+        _ body: @escaping @Sendable (RabbitMQCConnection, RequestReply<T>) -> Void
     ) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            do {
-                try commands.enqueue(
-                    .perform({ connection in body(connection, continuation) },
-                             onFailure: { continuation.resume(throwing: $0) }))
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }
+        let reply = RequestReply<T>()
+        try commands.enqueue(
+            .perform({ connection in body(connection, reply) }, onFailure: { reply.resume(throwing: $0) }))
+        return try await reply.wait()
     }
 
     var parameters: AMQPConnection.Parameters {
@@ -138,12 +130,10 @@ final class ConnectionCore: Sendable {
     /// Records `connection.blocked` (with the broker's reason) or `connection.unblocked` (nil), which releases the
     /// publishers that were waiting.
     func setBlocked(_ reason: String?) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+        let waiters = state.withLock { state -> [WaiterList<Void>.Continuation] in
             state.blocked = reason
             guard reason == nil else { return [] }
-            let waiters = Array(state.unblockWaiters.values)
-            state.unblockWaiters = [:]
-            return waiters
+            return state.unblockWaiters.removeAll()
         }
         for waiter in waiters { waiter.resume() }
     }
@@ -152,11 +142,7 @@ final class ConnectionCore: Sendable {
     func didEnd(with error: AMQPError?) {
         let result: Result<Void, any Error> = error.map { .failure($0) } ?? .success(())
         end.settle(result)
-        let blockedWaiters = state.withLock { state in
-            let waiters = Array(state.unblockWaiters.values)
-            state.unblockWaiters = [:]
-            return waiters
-        }
+        let blockedWaiters = state.withLock { $0.unblockWaiters.removeAll() }
         for waiter in blockedWaiters {
             waiter.resume(throwing: error ?? AMQPError(.connectionClosed, "the connection was closed"))
         }

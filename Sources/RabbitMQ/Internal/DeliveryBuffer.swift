@@ -16,9 +16,9 @@ final class DeliveryBuffer: Sendable {
     }
 
     private struct State {
-        var items: [AMQPDelivery] = []
+        var items: [InboundMessage] = []
         var head = 0
-        var waiter: CheckedContinuation<AMQPDelivery?, any Error>?
+        var waiter: CheckedContinuation<InboundMessage?, any Error>?
         /// How the sequence ends once the items run out: normally (nil error) or with an error.
         var end: Result<Void, AMQPError>?
         var terminated = false
@@ -28,13 +28,14 @@ final class DeliveryBuffer: Sendable {
     }
 
     let noAck: Bool
-    /// Whether deliveries left unread when the consuming side goes away are handed back with a nack.
-    let requeuesLeftovers: Bool
+    /// Hands back a delivery left unread when the consuming side goes away (a nack with requeue); nil when
+    /// leftovers are not handed back (with `noAck`, or from a stream, which refuses nacks).
+    private let giveBack: (@Sendable (InboundMessage) -> Void)?
     private let state = Mutex(State())
 
-    init(noAck: Bool, requeuesLeftovers: Bool = true) {
+    init(noAck: Bool, giveBack: (@Sendable (InboundMessage) -> Void)?) {
         self.noAck = noAck
-        self.requeuesLeftovers = requeuesLeftovers
+        self.giveBack = noAck ? nil : giveBack
     }
 
     /// What to do once the consuming side is gone; runs at most once.
@@ -48,8 +49,8 @@ final class DeliveryBuffer: Sendable {
     }
 
     /// Adds a delivery (I/O thread).
-    func yield(_ delivery: AMQPDelivery) -> YieldResult {
-        let waiter = state.withLock { state -> CheckedContinuation<AMQPDelivery?, any Error>?? in
+    func yield(_ delivery: InboundMessage) -> YieldResult {
+        let waiter = state.withLock { state -> CheckedContinuation<InboundMessage?, any Error>?? in
             if state.terminated || state.end != nil { return .none }
             if let waiter = state.waiter {
                 state.waiter = nil
@@ -71,7 +72,7 @@ final class DeliveryBuffer: Sendable {
 
     /// Ends the sequence after the buffered deliveries: normally, or with `error`.
     func finish(throwing error: AMQPError? = nil) {
-        let waiter = state.withLock { state -> CheckedContinuation<AMQPDelivery?, any Error>? in
+        let waiter = state.withLock { state -> CheckedContinuation<InboundMessage?, any Error>? in
             guard state.end == nil else { return nil }
             state.end = error.map { .failure($0) } ?? .success(())
             guard state.head == state.items.count else { return nil }
@@ -92,11 +93,11 @@ final class DeliveryBuffer: Sendable {
     }
 
     /// The next delivery; nil when the sequence ended normally or the consuming side is gone.
-    func next() async throws -> AMQPDelivery? {
+    func next() async throws -> InboundMessage? {
         if let ready = takeReady() { return ready }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AMQPDelivery?, any Error>) in
-                let immediate = state.withLock { state -> Result<AMQPDelivery?, any Error>? in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<InboundMessage?, any Error>) in
+                let immediate = state.withLock { state -> Result<InboundMessage?, any Error>? in
                     if let item = Self.pop(&state) { return .success(item) }
                     if state.terminated { return .success(nil) }
                     if state.waiter != nil {
@@ -126,7 +127,7 @@ final class DeliveryBuffer: Sendable {
     /// the termination action runs.
     func terminate() {
         typealias Taken = (
-            waiter: CheckedContinuation<AMQPDelivery?, any Error>?, leftovers: [AMQPDelivery],
+            waiter: CheckedContinuation<InboundMessage?, any Error>?, leftovers: [InboundMessage],
             action: (@Sendable () -> Void)?
         )
         let (waiter, leftovers, action) = state.withLock { state -> Taken in
@@ -142,22 +143,18 @@ final class DeliveryBuffer: Sendable {
             return (waiter, leftovers, action)
         }
         waiter?.resume(returning: nil)
-        if !noAck && requeuesLeftovers {
+        if let giveBack {
             // Unread deliveries would otherwise stay unacknowledged until the channel closes.
-            for delivery in leftovers {
-                try? delivery.channel.acknowledge(
-                    deliveryTag: delivery.deliveryTag, multiple: false, kind: AcknowledgeRequest.Kind.nack(requeue: true),
-                    epoch: delivery.epoch)
-            }
+            for delivery in leftovers { giveBack(delivery) }
         }
         action?()
     }
 
-    private func takeReady() -> AMQPDelivery? {
-        state.withLock { state -> AMQPDelivery? in Self.pop(&state) }
+    private func takeReady() -> InboundMessage? {
+        state.withLock { state -> InboundMessage? in Self.pop(&state) }
     }
 
-    private static func pop(_ state: inout State) -> AMQPDelivery? {
+    private static func pop(_ state: inout State) -> InboundMessage? {
         guard state.head < state.items.count else { return nil }
         let item = state.items[state.head]
         state.head += 1

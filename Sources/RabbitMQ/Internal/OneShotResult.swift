@@ -61,4 +61,25 @@ final class OneShotResult<Value: Sendable>: Sendable {
         for waiter in waiters { waiter.resume(with: result) }
         return true
     }
+
+    /// Settles with a value, as a reply does; ignored once settled.
+    func resume(returning value: Value) {
+        settle(.success(value))
+    }
+
+    /// Settles with an error, as a failed request does; ignored once settled.
+    func resume(throwing error: any Error) {
+        settle(.failure(error))
+    }
 }
+
+extension OneShotResult where Value == Void {
+    /// Settles successfully; ignored once settled.
+    func resume() {
+        settle(.success(()))
+    }
+}
+
+/// Where the I/O thread puts the answer to a caller's request: the caller waits on it, and may stop waiting when its
+/// task is cancelled (the answer is then dropped).
+typealias RequestReply<Value: Sendable> = OneShotResult<Value>

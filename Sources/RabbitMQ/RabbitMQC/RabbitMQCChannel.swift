@@ -35,7 +35,7 @@ final class RabbitMQCChannel {
         case returned(replyCode: UInt16, replyText: String, exchange: String, routingKey: String)
         case fetched(
             deliveryTag: UInt64, redelivered: Bool, exchange: String, routingKey: String, remaining: UInt32,
-            noAck: Bool, reply: CheckedContinuation<AMQPDelivery?, any Error>)
+            noAck: Bool, reply: RequestReply<InboundMessage?>)
     }
 
     /// A message between its method frame and its last body frame.
@@ -56,7 +56,8 @@ final class RabbitMQCChannel {
     }
 
     let id: UInt16
-    let handle: AMQPChannel
+    /// What the caller's side of the channel sees: closed or not, the confirm window, returned messages.
+    let shared: ChannelState
     /// The request awaiting its reply (AMQP allows one per channel).
     var pendingReplies: [PendingReply] = []
     /// Requests made while another awaited its reply, in order.
@@ -68,8 +69,6 @@ final class RabbitMQCChannel {
     var nextPublishTag: UInt64 = 1
     var lowestUnsettledTag: UInt64 = 1
     var pendingConfirms: [UInt64: PendingConfirm] = [:]
-    /// Set once the application asked to close the channel; the broker's `channel.close-ok` completes it.
-    var isClosing = false
     /// Which connection the channel's delivery tags belong to: recovery starts a new epoch, and acknowledgements of
     /// deliveries from an earlier one are ignored.
     var epoch: UInt64 = 0
@@ -78,9 +77,9 @@ final class RabbitMQCChannel {
     /// Deliveries awaiting their acknowledgement, to coalesce acknowledgements safely.
     var unsettled = RabbitMQCUnsettledTags()
 
-    init(id: UInt16, handle: AMQPChannel) {
-        self.id = id
-        self.handle = handle
+    init(shared: ChannelState) {
+        self.id = shared.id
+        self.shared = shared
     }
 
     /// Records a publish just sent in confirm mode.
@@ -164,7 +163,7 @@ final class RabbitMQCChannel {
             box.settle(.failure(error))
             released += 1
         }
-        handle.state.releaseConfirmSlots(released)
+        shared.releaseConfirmSlots(released)
         nextPublishTag = 1
         lowestUnsettledTag = 1
         if case .fetched(_, _, _, _, _, _, let reply) = content?.owner {
@@ -175,9 +174,10 @@ final class RabbitMQCChannel {
         unsettled.reset()
     }
 
-    /// Fails everything waiting on this channel. Consumers end with `consumerError`, or normally when it is nil.
-    func fail(with error: AMQPError, consumerError: AMQPError?) {
-        handle.state.markClosed(AMQPChannel.closedError(channel: id, cause: error))
+    /// Fails everything waiting on this channel with `error`; later calls get `closedError`. Consumers end with
+    /// `consumerError`, or normally when it is nil.
+    func fail(with error: AMQPError, closedError: AMQPError, consumerError: AMQPError?) {
+        shared.didClose(closedError)
         failRequests(with: error)
         let confirms = pendingConfirms
         pendingConfirms = [:]
@@ -195,6 +195,5 @@ final class RabbitMQCChannel {
             reply.resume(throwing: error)
         }
         content = nil
-        handle.returnsContinuation.finish()
     }
 }

@@ -44,11 +44,12 @@ extension RabbitMQCConnection {
         case AMQP_CHANNEL_CLOSE_METHOD:
             let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             let error = RabbitMQCErrors.channelClose(close, channel: channelID)
-            // rabbitmq-c does not answer for us; without close-ok the broker ignores the channel (rabbitmq-c.md §7).
+            // rabbitmq-c does not answer for us; without close-ok the broker ignores the channel
+            // (see <doc:RabbitMQCBehaviour>).
             var ok = amqp_channel_close_ok_t(dummy: 0)
             guard send(AMQP_CHANNEL_CLOSE_OK_METHOD, on: channelID, &ok) else { return }
             logger.info("the broker closed a channel", metadata: ["amqp.channel": "\(channelID)", "amqp.error": "\(error)"])
-            removeChannel(channelID, error: error, consumerError: error)
+            channelDidClose(channelID, error: error, consumerError: error)
         case AMQP_CHANNEL_FLOW_METHOD:
             let flow = method.decoded.assumingMemoryBound(to: amqp_channel_flow_t.self).pointee
             var ok = amqp_channel_flow_ok_t(active: flow.active)
@@ -121,7 +122,7 @@ extension RabbitMQCConnection {
     private func settleConfirms(on channelID: UInt16, upTo tag: UInt64, multiple: Bool, acked: Bool) {
         guard let channel = channels[channelID] else { return }
         let released = channel.settleConfirms(upTo: tag, multiple: multiple, acked: acked)
-        channel.handle.state.releaseConfirmSlots(released)
+        channel.shared.releaseConfirmSlots(released)
     }
 
     // MARK: - Content
@@ -178,10 +179,10 @@ extension RabbitMQCConnection {
                     metadata: ["amqp.consumer_tag": "\(consumerTag)", "amqp.delivery_tag": "\(deliveryTag)"])
                 return
             }
-            let delivery = AMQPDelivery(
+            let delivery = InboundMessage(
                 body: content.body, properties: content.properties, exchange: exchange, routingKey: routingKey,
                 deliveryTag: deliveryTag, isRedelivered: redelivered, consumerTag: consumerTag,
-                remainingMessageCount: nil, channel: channel.handle, epoch: channel.epoch)
+                remainingMessageCount: nil, epoch: channel.epoch)
             if case .terminated = consumer.sink.yield(delivery), !consumer.noAck {
                 // Nobody iterates the consumer any more (its cancel is on the way): give the message back now
                 // rather than holding it until the channel closes.
@@ -198,13 +199,13 @@ extension RabbitMQCConnection {
             logger.debug(
                 "the broker returned a message",
                 metadata: ["amqp.reply_code": "\(replyCode)", "amqp.routing_key": "\(routingKey)"])
-            channel.handle.returnsContinuation.yield(returned)
+            channel.shared.deliverReturned(returned)
         case .fetched(let deliveryTag, let redelivered, let exchange, let routingKey, let remaining, let noAck, let reply):
             if !noAck { channel.unsettled.delivered(deliveryTag) }
-            reply.resume(returning: AMQPDelivery(
+            reply.resume(returning: InboundMessage(
                 body: content.body, properties: content.properties, exchange: exchange, routingKey: routingKey,
                 deliveryTag: deliveryTag, isRedelivered: redelivered, consumerTag: nil,
-                remainingMessageCount: remaining, channel: channel.handle, epoch: channel.epoch))
+                remainingMessageCount: remaining, epoch: channel.epoch))
         }
     }
 }

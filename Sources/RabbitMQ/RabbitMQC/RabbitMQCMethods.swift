@@ -8,7 +8,7 @@ extension RabbitMQCConnection {
 
     func declareExchange(
         on channel: UInt16, name: String, type: String, passive: Bool, durable: Bool, autoDelete: Bool,
-        isInternal: Bool, arguments: AMQPTable, continuation: CheckedContinuation<Void, any Error>
+        isInternal: Bool, arguments: AMQPTable, continuation: RequestReply<Void>
     ) {
         request(
             AMQP_EXCHANGE_DECLARE_METHOD, on: channel, expecting: [AMQP_EXCHANGE_DECLARE_OK_METHOD],
@@ -30,7 +30,7 @@ extension RabbitMQCConnection {
     }
 
     func deleteExchange(
-        on channel: UInt16, name: String, ifUnused: Bool, continuation: CheckedContinuation<Void, any Error>
+        on channel: UInt16, name: String, ifUnused: Bool, continuation: RequestReply<Void>
     ) {
         request(
             AMQP_EXCHANGE_DELETE_METHOD, on: channel, expecting: [AMQP_EXCHANGE_DELETE_OK_METHOD],
@@ -43,7 +43,7 @@ extension RabbitMQCConnection {
 
     func bindExchange(
         on channel: UInt16, destination: String, source: String, routingKey: String, arguments: AMQPTable,
-        unbind: Bool, continuation: CheckedContinuation<Void, any Error>
+        unbind: Bool, continuation: RequestReply<Void>
     ) {
         let binding = RabbitMQCTopology.Entry.exchangeBinding(
             destination: destination, source: source, routingKey: routingKey, arguments: arguments)
@@ -74,7 +74,7 @@ extension RabbitMQCConnection {
 
     func declareQueue(
         on channel: UInt16, name: String, passive: Bool, durable: Bool, exclusive: Bool, autoDelete: Bool,
-        arguments: AMQPTable, continuation: CheckedContinuation<AMQPQueueInfo, any Error>
+        arguments: AMQPTable, continuation: RequestReply<AMQPQueueInfo>
     ) {
         request(
             AMQP_QUEUE_DECLARE_METHOD, on: channel, expecting: [AMQP_QUEUE_DECLARE_OK_METHOD],
@@ -102,7 +102,7 @@ extension RabbitMQCConnection {
 
     func bindQueue(
         on channel: UInt16, queue: String, exchange: String, routingKey: String, arguments: AMQPTable,
-        unbind: Bool, continuation: CheckedContinuation<Void, any Error>
+        unbind: Bool, continuation: RequestReply<Void>
     ) {
         let binding = RabbitMQCTopology.Entry.queueBinding(
             queue: queue, exchange: exchange, routingKey: routingKey, arguments: arguments)
@@ -129,7 +129,7 @@ extension RabbitMQCConnection {
         }
     }
 
-    func purgeQueue(on channel: UInt16, name: String, continuation: CheckedContinuation<UInt32, any Error>) {
+    func purgeQueue(on channel: UInt16, name: String, continuation: RequestReply<UInt32>) {
         request(
             AMQP_QUEUE_PURGE_METHOD, on: channel, expecting: [AMQP_QUEUE_PURGE_OK_METHOD],
             continuation: continuation,
@@ -139,7 +139,7 @@ extension RabbitMQCConnection {
 
     func deleteQueue(
         on channel: UInt16, name: String, ifUnused: Bool, ifEmpty: Bool,
-        continuation: CheckedContinuation<UInt32, any Error>
+        continuation: RequestReply<UInt32>
     ) {
         request(
             AMQP_QUEUE_DELETE_METHOD, on: channel, expecting: [AMQP_QUEUE_DELETE_OK_METHOD],
@@ -158,7 +158,7 @@ extension RabbitMQCConnection {
     // MARK: Basic
 
     func setPrefetch(
-        on channel: UInt16, count: UInt16, global: Bool, continuation: CheckedContinuation<Void, any Error>
+        on channel: UInt16, count: UInt16, global: Bool, continuation: RequestReply<Void>
     ) {
         request(
             AMQP_BASIC_QOS_METHOD, on: channel, expecting: [AMQP_BASIC_QOS_OK_METHOD], continuation: continuation,
@@ -166,7 +166,7 @@ extension RabbitMQCConnection {
             reply: { [weak self] _ in self?.channels[channel]?.prefetch = (count, global) })
     }
 
-    func enableConfirms(on channelID: UInt16, continuation: CheckedContinuation<Void, any Error>) {
+    func enableConfirms(on channelID: UInt16, continuation: RequestReply<Void>) {
         request(
             AMQP_CONFIRM_SELECT_METHOD, on: channelID, expecting: [AMQP_CONFIRM_SELECT_OK_METHOD],
             continuation: continuation,
@@ -179,7 +179,7 @@ extension RabbitMQCConnection {
         }
     }
 
-    func recover(on channel: UInt16, requeue: Bool, continuation: CheckedContinuation<Void, any Error>) {
+    func recover(on channel: UInt16, requeue: Bool, continuation: RequestReply<Void>) {
         request(
             AMQP_BASIC_RECOVER_METHOD, on: channel, expecting: [AMQP_BASIC_RECOVER_OK_METHOD],
             continuation: continuation,
@@ -191,7 +191,7 @@ extension RabbitMQCConnection {
     func consume(
         on channelID: UInt16, queue: String, tag: String, noAck: Bool, exclusive: Bool, arguments: AMQPTable,
         sink: DeliveryBuffer,
-        continuation: CheckedContinuation<String, any Error>
+        continuation: RequestReply<String>
     ) {
         request(
             AMQP_BASIC_CONSUME_METHOD, on: channelID, expecting: [AMQP_BASIC_CONSUME_OK_METHOD],
@@ -216,7 +216,7 @@ extension RabbitMQCConnection {
 
     /// Cancels a consumer (`basic.cancel`); its sequence ends at the `basic.cancel-ok`, after the deliveries that
     /// were already on their way.
-    func cancelConsumer(_ tag: String, on channelID: UInt16, continuation: CheckedContinuation<Void, any Error>?) {
+    func cancelConsumer(_ tag: String, on channelID: UInt16, continuation: RequestReply<Void>?) {
         guard channels[channelID]?.consumers[tag] != nil else {
             continuation?.resume()
             return
@@ -239,7 +239,7 @@ extension RabbitMQCConnection {
 
     /// Fetches one message (`basic.get`): nil for `basic.get-empty`, else the delivery once its content arrived.
     func get(
-        on channelID: UInt16, queue: String, noAck: Bool, continuation: CheckedContinuation<AMQPDelivery?, any Error>
+        on channelID: UInt16, queue: String, noAck: Bool, continuation: RequestReply<InboundMessage?>
     ) {
         request(
             AMQP_BASIC_GET_METHOD, on: channelID, expecting: [AMQP_BASIC_GET_OK_METHOD, AMQP_BASIC_GET_EMPTY_METHOD],

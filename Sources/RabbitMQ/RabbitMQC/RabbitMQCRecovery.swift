@@ -17,48 +17,6 @@ import Darwin
 /// happen on the connection meanwhile, and frames that arrive for the restarted consumers are queued by rabbitmq-c
 /// and dispatched by the loop afterwards.
 extension RabbitMQCConnection {
-    /// Failures recovery handles: broken sockets, silent brokers, and closes by an operator or a restarting broker
-    /// (320 CONNECTION_FORCED) or a broker fault (541). Other connection errors are the application's doing.
-    static func isRecoverable(_ error: AMQPError) -> Bool {
-        switch error.code {
-        case .connectionLost: true
-        case .connectionClosedByBroker: error.replyCode == 320 || error.replyCode == 541
-        default: false
-        }
-    }
-
-    /// The error for work given to the connection while it recovers.
-    var recoveringError: AMQPError {
-        guard case .recovering(let cause, _, _) = phase else {
-            return AMQPError(.connectionLost, "the connection is recovering from a failure; try again")
-        }
-        return AMQPError(
-            .connectionLost, "the connection is recovering from a failure (\(cause.message)); try again",
-            replyCode: cause.replyCode, replyText: cause.replyText, libraryStatus: cause.libraryStatus,
-            libraryStatusText: cause.libraryStatusText)
-    }
-
-    func beginRecovery(after cause: AMQPError) {
-        logger.info("AMQP connection failed; recovering", metadata: ["amqp.error": "\(cause)"])
-        // The C connection is destroyed by the loop, not here: this may run in the middle of dispatching a frame
-        // that still lives in its buffers.
-        let interrupted = AMQPError(
-            .connectionLost, "the connection failed before the broker answered (\(cause.message))",
-            replyCode: cause.replyCode, replyText: cause.replyText, libraryStatus: cause.libraryStatus,
-            libraryStatusText: cause.libraryStatusText)
-        for id in Array(channels.keys) {
-            guard let channel = channels[id] else { continue }
-            if channel.isClosing {
-                removeChannel(id, error: AMQPError(.channelClosed, "channel \(id) was closed"), consumerError: nil)
-            } else {
-                channel.interrupt(with: interrupted)
-            }
-        }
-        let delay = core.configuration.recovery.delay(beforeAttempt: 1)
-        phase = .recovering(cause: cause, attempt: 1, nextAttempt: .now + delay)
-        core.report(.started(cause: cause))
-    }
-
     /// One turn of the loop while recovering: answer commands, then wait for the next attempt or make it.
     func recoverIfDue(descriptors wake: inout pollfd, tickMilliseconds: Int32) {
         if hasLiveState {
@@ -68,22 +26,21 @@ extension RabbitMQCConnection {
         for command in core.commands.takeAll() {
             execute(command)
         }
-        guard case .recovering(let cause, let attempt, let nextAttempt) = phase else { return }
-        let now = ContinuousClock.now
-        if now < nextAttempt {
-            let (seconds, attoseconds) = (nextAttempt - now).components
-            let milliseconds = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1)
+        switch machine.recoveryStep(now: .now) {
+        case .none:
+            return
+        case .wait(let delay):
             if core.commands.prepareToSleep() {
                 wake.revents = 0
-                _ = poll(&wake, 1, min(milliseconds, tickMilliseconds))
+                _ = poll(&wake, 1, min(Int32(clamping: delay.roundedUpMilliseconds), tickMilliseconds))
                 core.commands.didWake(drain: wake.revents & Int16(POLLIN) != 0)
             }
-            return
+        case .attempt(let attempt):
+            attemptRecovery(attempt)
         }
-        attemptRecovery(cause: cause, attempt: attempt)
     }
 
-    private func attemptRecovery(cause: AMQPError, attempt: Int) {
+    private func attemptRecovery(_ attempt: Int) {
         do {
             state = try Self.establish(core.configuration, pool: pool)
             hasLiveState = true
@@ -98,25 +55,16 @@ extension RabbitMQCConnection {
                 amqp_destroy_connection(state)
                 hasLiveState = false
             }
-            let recovery = core.configuration.recovery
-            if let limit = recovery.maxAttempts, attempt >= limit {
-                logger.info("AMQP connection recovery gave up", metadata: ["amqp.attempts": "\(attempt)"])
-                core.report(.gaveUp(cause))
-                fail(cause)
-                return
-            }
-            let delay = recovery.delay(beforeAttempt: attempt + 1)
             logger.info(
                 "AMQP connection recovery attempt failed",
-                metadata: ["amqp.attempt": "\(attempt)", "amqp.error": "\(error)", "amqp.retry_in": "\(delay)"])
-            core.report(.attemptFailed(attempt: attempt, error: error, nextAttemptIn: delay))
-            phase = .recovering(cause: cause, attempt: attempt + 1, nextAttempt: .now + delay)
+                metadata: ["amqp.attempt": "\(attempt)", "amqp.error": "\(error)"])
+            apply(machine.recoveryAttemptFailed(error, now: .now))
+            if isEnded { logger.info("AMQP connection recovery gave up", metadata: ["amqp.attempts": "\(attempt)"]) }
             return
         }
-        phase = .open
+        apply(machine.recoverySucceeded())
         didEstablish()
         logger.info("AMQP connection recovered", metadata: ["amqp.attempts": "\(attempt)"])
-        core.report(.recovered(attempts: attempt))
     }
 
     // MARK: - Topology
@@ -193,7 +141,7 @@ extension RabbitMQCConnection {
 
     /// Opens a channel the application does not use, for declaring the topology.
     private func openSpareChannel() throws(AMQPError) -> UInt16 {
-        var id = channelMax
+        var id = machine.channelMax
         while channels[id] != nil && id > 1 { id -= 1 }
         guard channels[id] == nil else {
             throw AMQPError(.libraryError, "no channel number left for recovery")

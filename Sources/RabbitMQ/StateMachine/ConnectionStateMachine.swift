@@ -1,0 +1,387 @@
+/// The lifecycle of one connection and of each of its channels, as a plain value.
+///
+/// The I/O thread feeds it what happened (the socket failed, the application asked to close, the broker confirmed a
+/// channel's close, a recovery attempt failed, ...) and carries out the ``Action``s it returns against rabbitmq-c.
+/// It makes no C call, reads no clock and touches no thread, so every transition, including the odd orders (a close
+/// while recovering, a second close, a channel closed while its open is in flight) is unit-tested without a broker.
+///
+/// It is the one place that answers "is the connection (or this channel) usable, and if not, why": see
+/// ``refusal(forChannel:)``. The mirrors other threads read (``ConnectionCore``, ``ChannelState``) are only ever
+/// written from the actions it returns.
+///
+/// `Waiter` is whatever the application waits on for a graceful close to finish; the machine only keeps and hands
+/// back the waiters, so tests use plain values.
+struct ConnectionStateMachine<Waiter> {
+    /// Where the connection is in its life.
+    enum Phase {
+        /// Open and usable.
+        case open
+        /// A graceful close is under way (see ``Closing``).
+        case closing(Closing)
+        /// The connection failed and a new one is being made: no C connection exists.
+        case recovering(Recovering)
+        /// Over for good: `cause` is nil when the application closed it.
+        case ended(cause: AMQPError?)
+    }
+
+    /// A graceful close: first consumers are cancelled and confirms awaited, then channels are closed, then the
+    /// connection; each stage ends when done or at its deadline.
+    struct Closing {
+        var deadline: ContinuousClock.Instant
+        var channelsClosed: Bool
+        var waiters: [Waiter]
+    }
+
+    /// Automatic recovery: why, which attempt comes next and when.
+    struct Recovering {
+        var cause: AMQPError
+        var attempt: Int
+        var nextAttempt: ContinuousClock.Instant
+    }
+
+    /// Where one channel is in its life. A channel the machine does not hold is closed.
+    enum ChannelPhase {
+        /// `channel.open` is on its way.
+        case opening
+        case open
+        /// The application asked to close it; calls made now fail with `error`.
+        case closing(AMQPError)
+    }
+
+    /// What the I/O thread must do, in order.
+    enum Action {
+        /// Send `basic.cancel` for every consumer (a graceful close begins).
+        case cancelConsumers
+        /// Send `channel.close` (200, `reason`) on these channels.
+        case closeChannels([UInt16], reason: String)
+        /// Send `connection.close` (200) and wait for `close-ok`; then report ``connectionCloseCompleted()``.
+        case sendConnectionClose
+        /// The connection failed but will be recovered: fail what was in flight with `error` (retriable), keeping
+        /// channels, consumers and settings; forget the channels listed in `forget`, which were closing.
+        case interruptChannels(error: AMQPError, forget: [UInt16])
+        /// Fail every channel, consumer, confirm and queued command with `error`; consumers end with
+        /// `consumerError` (normally when nil). Refuse further commands.
+        case finish(error: AMQPError, consumerError: AMQPError?)
+        /// Record for every task that the connection ended, and how (nil: closed by the application).
+        case recordEnd(AMQPError?)
+        /// Tell the application about recovery.
+        case report(AMQPRecoveryEvent)
+        /// Let these graceful-close waiters go.
+        case resumeCloseWaiters([Waiter])
+    }
+
+    /// What to do about a recovery that is under way, at a given instant.
+    enum RecoveryStep: Equatable {
+        /// Nothing: the connection is not recovering.
+        case none
+        /// Wait this long before the next attempt.
+        case wait(Duration)
+        /// Make attempt number `n` now.
+        case attempt(Int)
+    }
+
+    /// How the application's request to close one channel is carried out.
+    enum ChannelCloseDecision: Equatable {
+        /// It is already closed or closing: nothing to send.
+        case alreadyClosed
+        /// No connection to tell (recovering): the channel is forgotten at once.
+        case forgotten
+        /// Send `channel.close` and wait for `close-ok` (then report ``channelClosed(_:error:)``).
+        case sendClose
+    }
+
+    private(set) var phase = Phase.open
+    private(set) var channels: [UInt16: ChannelPhase] = [:]
+    /// Why each closed channel closed, until its number is used again: a call that arrives just after the broker
+    /// closed a channel fails with the broker's reason, not a generic one.
+    private var closedChannels: [UInt16: AMQPError] = [:]
+    private var nextChannelHint: UInt16 = 1
+    let channelMax: UInt16
+    let recovery: AMQPConfiguration.Recovery
+    /// How long each stage of a graceful close may take.
+    let closeTimeout: Duration
+    /// The random 50–100 % each recovery pause is scaled by; fixed in tests.
+    var jitter: () -> Double = { Double.random(in: 0.5...1.0) }
+
+    init(channelMax: UInt16, recovery: AMQPConfiguration.Recovery, closeTimeout: Duration = .seconds(5)) {
+        self.channelMax = channelMax == 0 ? .max : channelMax
+        self.recovery = recovery
+        self.closeTimeout = closeTimeout
+    }
+
+    // MARK: - Questions
+
+    /// Whether a C connection is there to be used: open or closing.
+    var isConnected: Bool {
+        switch phase {
+        case .open, .closing: true
+        case .recovering, .ended: false
+        }
+    }
+
+    var isRecovering: Bool {
+        if case .recovering = phase { return true }
+        return false
+    }
+
+    var isEnded: Bool {
+        if case .ended = phase { return true }
+        return false
+    }
+
+    /// The error work given to the connection gets once it has ended.
+    var endedError: AMQPError? {
+        guard case .ended(let cause) = phase else { return nil }
+        return cause ?? AMQPError(.connectionClosed, "the connection was closed by the application")
+    }
+
+    /// Why work aimed at the connection as a whole (opening a channel) cannot be done now, or nil when it can.
+    var connectionRefusal: AMQPError? {
+        switch phase {
+        case .open: nil
+        case .closing: AMQPError(.connectionClosed, "the connection is closing")
+        case .recovering(let recovering): .recovering(cause: recovering.cause)
+        case .ended: endedError
+        }
+    }
+
+    /// Whether a method may be sent on channel `id` now: the fast form of ``refusal(forChannel:)``, asked for every
+    /// publish.
+    func isUsable(channel id: UInt16) -> Bool {
+        guard isConnected else { return false }
+        switch channels[id] {
+        case .opening, .open: return true
+        case .closing, nil: return false
+        }
+    }
+
+    /// Why a method on channel `id` cannot be sent now, or nil when it can: the connection recovers or ended, or the
+    /// channel is closing or closed (with the broker's reason when it closed it).
+    func refusal(forChannel id: UInt16) -> AMQPError? {
+        switch phase {
+        case .recovering(let recovering):
+            return .recovering(cause: recovering.cause)
+        case .ended:
+            return closedChannels[id] ?? endedError
+        case .open, .closing:
+            switch channels[id] {
+            case .opening, .open: return nil
+            case .closing(let error): return error
+            case nil: return closedChannels[id] ?? AMQPError(.channelClosed, "channel \(id) is closed")
+            }
+        }
+    }
+
+    /// The error calls on channel `id` get since it closed, while its number is not reused.
+    func closedChannelError(_ id: UInt16) -> AMQPError? {
+        closedChannels[id]
+    }
+
+    // MARK: - Channels
+
+    /// The application wants a new channel: picks the lowest free number from a rotating hint, or says why not.
+    mutating func channelOpenRequested() -> Result<UInt16, AMQPError> {
+        if let refusal = connectionRefusal { return .failure(refusal) }
+        guard channels.count < Int(channelMax) else {
+            return .failure(AMQPError(
+                .invalidArgument, "all \(channelMax) channels of the connection are in use; close some first"))
+        }
+        var candidate = nextChannelHint
+        while channels[candidate] != nil {
+            candidate = candidate >= channelMax ? 1 : candidate + 1
+        }
+        nextChannelHint = candidate >= channelMax ? 1 : candidate + 1
+        channels[candidate] = .opening
+        closedChannels[candidate] = nil
+        return .success(candidate)
+    }
+
+    /// The broker answered `channel.open-ok`.
+    mutating func channelOpened(_ id: UInt16) {
+        if case .opening? = channels[id] { channels[id] = .open }
+    }
+
+    /// `channel.open` failed: the number is free again.
+    mutating func channelOpenFailed(_ id: UInt16) {
+        if case .opening? = channels[id] { channels[id] = nil }
+    }
+
+    /// The application asked to close channel `id` (or the connection's graceful close did).
+    mutating func channelCloseRequested(_ id: UInt16, reason: String) -> ChannelCloseDecision {
+        switch channels[id] {
+        case nil, .closing: return .alreadyClosed
+        case .opening, .open: break
+        }
+        let error = AMQPError(.channelClosed, "channel \(id) is closed: \(reason)")
+        if isRecovering {
+            channels[id] = nil
+            closedChannels[id] = error
+            return .forgotten
+        }
+        channels[id] = .closing(error)
+        return .sendClose
+    }
+
+    /// Channel `id` is gone: the broker confirmed the close the application asked for, closed it itself
+    /// (`channel.close`, with its `error`), or the connection ended (with its `error`). Returns the error the channel's callers get from now on,
+    /// or nil when the channel was already gone.
+    @discardableResult
+    mutating func channelClosed(_ id: UInt16, error: AMQPError?) -> AMQPError? {
+        guard let channelPhase = channels.removeValue(forKey: id) else { return nil }
+        let closedError: AMQPError
+        switch (channelPhase, error) {
+        // Closing already: calls have been failing with the application's reason, and keep doing so.
+        case (.closing(let requested), _): closedError = requested
+        case (_, let error?): closedError = Self.callerError(channel: id, cause: error)
+        case (_, nil): closedError = AMQPError(.channelClosed, "channel \(id) was closed")
+        }
+        closedChannels[id] = closedError
+        return closedError
+    }
+
+    /// The error later calls on a channel get once it closed because of `cause`: a broker's channel exception
+    /// becomes `channelClosed`, keeping the broker's reply.
+    static func callerError(channel: UInt16, cause: AMQPError) -> AMQPError {
+        guard cause.code == .channelClosedByBroker else { return cause }
+        var error = cause
+        error.code = .channelClosed
+        error.message = "channel \(channel) is closed: the broker closed it after an error"
+        return error
+    }
+
+    // MARK: - Closing the connection
+
+    /// The application asked to close the connection gracefully; `waiter` is let go once it is closed.
+    mutating func closeRequested(by waiter: Waiter, now: ContinuousClock.Instant) -> [Action] {
+        switch phase {
+        case .ended:
+            return [.resumeCloseWaiters([waiter])]
+        case .recovering:
+            // No connection to close: stop recovering and end.
+            return end(cause: nil, consumerError: nil) + [.resumeCloseWaiters([waiter])]
+        case .closing(var closing):
+            closing.waiters.append(waiter)
+            phase = .closing(closing)
+            return []
+        case .open:
+            phase = .closing(Closing(deadline: now + closeTimeout, channelsClosed: false, waiters: [waiter]))
+            return [.cancelConsumers]
+        }
+    }
+
+    /// Moves a graceful close along; the I/O thread asks after every turn of its loop. `settled` says whether every
+    /// consumer is cancelled and every confirm arrived.
+    mutating func closeProgress(now: ContinuousClock.Instant, settled: Bool) -> [Action] {
+        guard case .closing(var closing) = phase else { return [] }
+        let expired = now >= closing.deadline
+        if !closing.channelsClosed {
+            guard settled || expired else { return [] }
+            closing.channelsClosed = true
+            closing.deadline = now + closeTimeout
+            phase = .closing(closing)
+            let toClose = channels.filter { !$0.value.isClosing }.keys.sorted()
+            let reason = "the connection is closing"
+            for id in toClose {
+                channels[id] = .closing(AMQPError(.channelClosed, "channel \(id) is closed: \(reason)"))
+            }
+            // With no channel to wait for, close now rather than after the next tick.
+            if channels.isEmpty { return [.sendConnectionClose] }
+            return toClose.isEmpty ? [] : [.closeChannels(toClose, reason: reason)]
+        }
+        guard channels.isEmpty || expired else { return [] }
+        return [.sendConnectionClose]
+    }
+
+    /// `connection.close` went out and was answered (or failed): the connection is over.
+    mutating func connectionCloseCompleted() -> [Action] {
+        guard case .closing = phase else { return [] }
+        return end(cause: nil, consumerError: nil)
+    }
+
+    // MARK: - Failures and recovery
+
+    /// The connection failed: the socket broke, the broker closed it, or it went silent. Recovery starts when it is
+    /// enabled and the failure is one it handles, and only from an open connection: a failure during a graceful
+    /// close ends it.
+    mutating func connectionFailed(_ error: AMQPError, now: ContinuousClock.Instant) -> [Action] {
+        switch phase {
+        case .ended, .recovering:
+            return []
+        case .open where recovery.isEnabled && Self.isRecoverable(error):
+            let forget = channels.filter { $0.value.isClosing }.keys.sorted()
+            for id in forget { channelClosed(id, error: nil) }
+            phase = .recovering(Recovering(cause: error, attempt: 1, nextAttempt: now + recovery.delay(beforeAttempt: 1, scale: jitter())))
+            let interrupted = AMQPError.interrupted(cause: error)
+            return [.interruptChannels(error: interrupted, forget: forget), .report(.started(cause: error))]
+        case .open, .closing:
+            return end(cause: error, consumerError: error)
+        }
+    }
+
+    /// The broker has been silent for `silence`; past `limit` (three missed heartbeats) it is declared dead.
+    mutating func silenceObserved(_ silence: Duration, limit: Duration?, now: ContinuousClock.Instant) -> [Action] {
+        guard let limit, silence > limit, isConnected else { return [] }
+        return connectionFailed(
+            AMQPError(
+                .connectionLost,
+                "the broker stopped answering: no data or heartbeat for \(silence) (heartbeat \(limit / 1.5))"),
+            now: now)
+    }
+
+    /// What recovery should do at `now`.
+    func recoveryStep(now: ContinuousClock.Instant) -> RecoveryStep {
+        guard case .recovering(let recovering) = phase else { return .none }
+        return now < recovering.nextAttempt ? .wait(recovering.nextAttempt - now) : .attempt(recovering.attempt)
+    }
+
+    /// A recovery attempt failed with `error`: try again after the backoff, or give up after the last attempt.
+    mutating func recoveryAttemptFailed(_ error: AMQPError, now: ContinuousClock.Instant) -> [Action] {
+        guard case .recovering(var recovering) = phase else { return [] }
+        if let limit = recovery.maxAttempts, recovering.attempt >= limit {
+            return [.report(.gaveUp(recovering.cause))]
+                + end(cause: recovering.cause, consumerError: recovering.cause)
+        }
+        let delay = recovery.delay(beforeAttempt: recovering.attempt + 1, scale: jitter())
+        let failed = recovering.attempt
+        recovering.attempt += 1
+        recovering.nextAttempt = now + delay
+        phase = .recovering(recovering)
+        return [.report(.attemptFailed(attempt: failed, error: error, nextAttemptIn: delay))]
+    }
+
+    /// A recovery attempt succeeded: the topology, channels and consumers are back.
+    mutating func recoverySucceeded() -> [Action] {
+        guard case .recovering(let recovering) = phase else { return [] }
+        phase = .open
+        return [.report(.recovered(attempts: recovering.attempt))]
+    }
+
+    /// Failures recovery handles: broken sockets, silent brokers, and closes by an operator or a restarting broker
+    /// (320 CONNECTION_FORCED) or a broker fault (541). Other connection errors are the application's doing.
+    static func isRecoverable(_ error: AMQPError) -> Bool {
+        switch error.code {
+        case .connectionLost: true
+        case .connectionClosedByBroker: error.replyCode == 320 || error.replyCode == 541
+        default: false
+        }
+    }
+
+    /// Ends the connection: whoever sees a failure from the actions that follow also sees it ended.
+    private mutating func end(cause: AMQPError?, consumerError: AMQPError?) -> [Action] {
+        var waiters: [Waiter] = []
+        if case .closing(let closing) = phase { waiters = closing.waiters }
+        phase = .ended(cause: cause)
+        let failure = cause ?? AMQPError(.connectionClosed, "the connection was closed by the application")
+        for id in channels.keys.sorted() { channelClosed(id, error: failure) }
+        var actions: [Action] = [.recordEnd(cause), .finish(error: failure, consumerError: consumerError)]
+        if !waiters.isEmpty { actions.append(.resumeCloseWaiters(waiters)) }
+        return actions
+    }
+}
+
+extension ConnectionStateMachine.ChannelPhase {
+    var isClosing: Bool {
+        if case .closing = self { return true }
+        return false
+    }
+}
