@@ -25,11 +25,18 @@ extension AMQPConfiguration {
         /// Turning it off accepts any certificate, so the connection is encrypted but the broker is not
         /// authenticated; use it only for tests.
         public var verifyPeer: Bool
-        /// Whether the broker's certificate must be issued for the name the client connects to (``serverName``, or
-        /// else ``AMQPConfiguration/host``). Default `true`.
+        /// Whether the broker's certificate must be issued for the name the client connects to,
+        /// ``AMQPConfiguration/host``. Default `true`.
+        ///
+        /// rabbitmq-c 0.11 matches DNS names only: with an IP address as the host, the check fails even when the
+        /// certificate lists that address (see <doc:RabbitMQCBehaviour#TLS>).
         public var verifyHostname: Bool
-        /// The name the broker's certificate must carry, also sent as the TLS server name (SNI). Default `nil`: the
-        /// configuration's ``AMQPConfiguration/host``. Set it when connecting by IP address or through a tunnel.
+        /// The name the broker's certificate should carry, and the TLS server name (SNI), when it differs from the
+        /// host. Default `nil`: the configuration's ``AMQPConfiguration/host``.
+        ///
+        /// - Important: The connection does not apply it yet. rabbitmq-c 0.11 takes both the name it checks and the
+        ///   name it sends from the host it connects to, so ``AMQPConfiguration/host`` is used whatever this says.
+        ///   The value is still validated, and read from and written to URLs as `server_name_indication`.
         public var serverName: String?
 
         /// Creates TLS settings; every argument has the default its property documents.
@@ -40,7 +47,7 @@ extension AMQPConfiguration {
         ///   - clientKeyPath: The PEM file of the client certificate's key. Default `nil`.
         ///   - verifyPeer: Whether to verify the broker's certificate chain. Default `true`.
         ///   - verifyHostname: Whether to check the broker's certificate against the expected name. Default `true`.
-        ///   - serverName: The expected name and SNI. Default `nil`: the host.
+        ///   - serverName: The expected name and SNI; not applied yet (see ``serverName``). Default `nil`: the host.
         public init(
             caCertificatePath: String? = nil,
             clientCertificatePath: String? = nil,

@@ -57,6 +57,9 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible, Cu
     public var channelMax: UInt16
     /// The largest frame, in bytes, the client asks for (`connection.tune-ok`). Default 131 072; 0 means "the broker's
     /// limit"; any other value must be at least 4096, the AMQP minimum.
+    ///
+    /// Debian's patched rabbitmq-c 0.11 turns 0 into 4096 bytes instead (see
+    /// <doc:RabbitMQCBehaviour#Frame-size>): keep the default unless you need smaller frames.
     public var frameMax: UInt32
     /// A name for the connection, sent as the `connection_name` client property so that it shows up in RabbitMQ's
     /// management UI; at most 255 bytes of UTF-8. Default `nil` (no name).
