@@ -11,11 +11,16 @@ public struct AMQPExchangeType: RawRepresentable, Hashable, Sendable, Expressibl
     public let rawValue: String
 
     /// Creates a type from its name.
+    ///
+    /// - Parameter rawValue: The type's name, such as `"topic"` or a plugin's `"x-consistent-hash"`; it is not
+    ///   checked here, and a name the broker does not know fails the declaration with 503 COMMAND_INVALID.
     public init(rawValue: String) {
         self.rawValue = rawValue
     }
 
-    /// Creates a type from its name.
+    /// Creates a type from a string literal holding its name.
+    ///
+    /// - Parameter value: The type's name, as for ``init(rawValue:)``.
     public init(stringLiteral value: String) {
         self.rawValue = value
     }

@@ -131,6 +131,8 @@ extension AMQPFieldValue {
 
 extension AMQPFieldValue: ExpressibleByBooleanLiteral {
     /// Creates a ``bool(_:)`` from a `true` or `false` literal.
+    ///
+    /// - Parameter value: The literal's value.
     public init(booleanLiteral value: Bool) {
         self = .bool(value)
     }
@@ -139,6 +141,8 @@ extension AMQPFieldValue: ExpressibleByBooleanLiteral {
 extension AMQPFieldValue: ExpressibleByIntegerLiteral {
     /// Creates an ``int64(_:)`` from an integer literal; spell out another case (such as `.int32(60_000)`) when the
     /// broker expects a narrower kind.
+    ///
+    /// - Parameter value: The literal's value.
     public init(integerLiteral value: Int64) {
         self = .int64(value)
     }
@@ -146,6 +150,8 @@ extension AMQPFieldValue: ExpressibleByIntegerLiteral {
 
 extension AMQPFieldValue: ExpressibleByFloatLiteral {
     /// Creates a ``double(_:)`` from a floating-point literal.
+    ///
+    /// - Parameter value: The literal's value.
     public init(floatLiteral value: Double) {
         self = .double(value)
     }
@@ -153,6 +159,8 @@ extension AMQPFieldValue: ExpressibleByFloatLiteral {
 
 extension AMQPFieldValue: ExpressibleByStringLiteral {
     /// Creates a ``string(_:)`` from a string literal.
+    ///
+    /// - Parameter value: The literal's text.
     public init(stringLiteral value: String) {
         self = .string(value)
     }
@@ -160,6 +168,8 @@ extension AMQPFieldValue: ExpressibleByStringLiteral {
 
 extension AMQPFieldValue: ExpressibleByArrayLiteral {
     /// Creates an ``array(_:)`` from an array literal.
+    ///
+    /// - Parameter elements: The literal's elements, in order; each keeps its own kind.
     public init(arrayLiteral elements: AMQPFieldValue...) {
         self = .array(elements)
     }
@@ -169,6 +179,8 @@ extension AMQPFieldValue: ExpressibleByDictionaryLiteral {
     /// Creates a nested ``table(_:)`` from a dictionary literal with string keys.
     ///
     /// Like a `Dictionary` literal, a key written twice is a programming error and stops the program.
+    ///
+    /// - Parameter elements: The literal's key-value pairs.
     public init(dictionaryLiteral elements: (String, AMQPFieldValue)...) {
         self = .table(AMQPTable(Dictionary(uniqueKeysWithValues: elements)))
     }
@@ -179,6 +191,8 @@ extension AMQPFieldValue: ExpressibleByNilLiteral {
     ///
     /// Where the expected type is `AMQPFieldValue?` (for instance `table["key"] = nil`), `nil` means "no value" and
     /// removes the entry; write `.void` to store a void value there.
+    ///
+    /// - Parameter nilLiteral: The empty value the compiler passes for `nil`.
     public init(nilLiteral: ()) {
         self = .void
     }

@@ -5,8 +5,20 @@ public protocol AMQPMessageCodec: Sendable {
     /// The content type published with encoded messages, such as `application/json`.
     var contentType: String { get }
     /// Encodes a value into a message body.
+    ///
+    /// - Parameter value: The value to encode.
+    /// - Returns: The message body.
+    /// - Throws: Any error when the value cannot be encoded; ``AMQPTypedQueue`` reports it as ``AMQPError`` with code
+    ///   ``AMQPError/Code-swift.struct/encodingFailed``.
     func encode<Value: Encodable>(_ value: Value) throws -> Data
     /// Decodes a message body into a value.
+    ///
+    /// - Parameters:
+    ///   - type: The type to decode.
+    ///   - body: The message body.
+    /// - Returns: The decoded value.
+    /// - Throws: Any error when the body is not a valid `type`; ``AMQPTypedDelivery/message`` reports it as
+    ///   ``AMQPError`` with code ``AMQPError/Code-swift.struct/decodingFailed``.
     func decode<Value: Decodable>(_ type: Value.Type, from body: Data) throws -> Value
 }
 
@@ -31,7 +43,12 @@ public struct JSONMessageCodec: AMQPMessageCodec {
         self.dateStrategy = dateStrategy
     }
 
-    /// Encodes a value as JSON.
+    /// Encodes a value as JSON, writing dates with the codec's ``DateStrategy``.
+    ///
+    /// - Parameter value: The value to encode.
+    /// - Returns: The UTF-8 JSON text.
+    /// - Throws: `EncodingError` from Foundation's `JSONEncoder`, for instance for a non-finite floating-point
+    ///   number.
     public func encode<Value: Encodable>(_ value: Value) throws -> Data {
         let encoder = JSONEncoder()
         switch dateStrategy {
@@ -41,7 +58,13 @@ public struct JSONMessageCodec: AMQPMessageCodec {
         return try encoder.encode(value)
     }
 
-    /// Decodes a value from JSON.
+    /// Decodes a value from JSON, reading dates with the codec's ``DateStrategy``.
+    ///
+    /// - Parameters:
+    ///   - type: The type to decode.
+    ///   - body: The UTF-8 JSON text.
+    /// - Returns: The decoded value.
+    /// - Throws: `DecodingError` from Foundation's `JSONDecoder` when the body is not JSON or does not match `type`.
     public func decode<Value: Decodable>(_ type: Value.Type, from body: Data) throws -> Value {
         let decoder = JSONDecoder()
         switch dateStrategy {

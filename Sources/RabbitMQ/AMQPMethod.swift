@@ -8,6 +8,10 @@ public struct AMQPMethod: Hashable, Sendable, CustomStringConvertible {
     public var methodID: UInt16
 
     /// Creates a method from its ids.
+    ///
+    /// - Parameters:
+    ///   - classID: The AMQP class id, such as 50 for `queue`.
+    ///   - methodID: The method id within the class, such as 10 for `queue.declare`.
     public init(classID: UInt16, methodID: UInt16) {
         self.classID = classID
         self.methodID = methodID

@@ -48,6 +48,8 @@ extension AMQPTable: ExpressibleByDictionaryLiteral {
     /// Creates a table from a dictionary literal.
     ///
     /// Like a `Dictionary` literal, a key written twice is a programming error and stops the program.
+    ///
+    /// - Parameter elements: The literal's key-value pairs.
     public init(dictionaryLiteral elements: (String, AMQPFieldValue)...) {
         self.init(Dictionary(uniqueKeysWithValues: elements))
     }
