@@ -30,6 +30,10 @@ public struct ConnectionOptions: ParsableArguments {
     }
 
     /// The connection configuration the URL describes.
+    ///
+    /// - Returns: The configuration of ``effectiveURL``, already validated.
+    /// - Throws: ArgumentParser's `ValidationError` when the URL is invalid, carrying the URL parser's reason, which
+    ///   never contains the password.
     public func configuration() throws -> AMQPConfiguration {
         do {
             return try AMQPConfiguration(url: effectiveURL)
@@ -39,6 +43,11 @@ public struct ConnectionOptions: ParsableArguments {
     }
 
     /// Sets up logging to stderr in the chosen format and returns the tool's logger.
+    ///
+    /// Bootstraps swift-log's `LoggingSystem`, which a process may do only once: call it once, at start.
+    ///
+    /// - Parameter label: The logger's label, such as the tool's name.
+    /// - Returns: A logger at ``logLevel``.
     public func bootstrapLogging(label: String) -> Logger {
         let format = logFormat
         LoggingSystem.bootstrap { label in

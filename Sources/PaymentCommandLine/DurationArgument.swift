@@ -6,11 +6,17 @@ public struct DurationArgument: ExpressibleByArgument, Sendable, Equatable, Cust
     public let duration: Duration
 
     /// Wraps a duration.
+    ///
+    /// - Parameter duration: The duration, for instance an option's default.
     public init(_ duration: Duration) {
         self.duration = duration
     }
 
     /// Parses `250ms`, `1s`, `1.5s`, `2m` or a plain number of seconds; nil for anything else or a negative value.
+    ///
+    /// The value is rounded to whole milliseconds.
+    ///
+    /// - Parameter argument: The text from the command line.
     public init?(argument: String) {
         let units: [(suffix: String, seconds: Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
         var text = Substring(argument)

@@ -15,17 +15,26 @@ public struct JSONLogHandler: LogHandler {
     private static let output = Mutex(())
 
     /// Creates a handler for a logger with this label.
+    ///
+    /// - Parameter label: The logger's label, written as `label` in every line.
     public init(label: String) {
         self.label = label
     }
 
-    /// One metadata value.
+    /// One metadata value added to every event; assigning `nil` removes it.
+    ///
+    /// - Parameter key: The metadata key.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    /// Writes one event.
+    /// Writes one event as a line of JSON on stderr, its metadata merged over the handler's.
+    ///
+    /// Keys that clash with `timestamp`, `level`, `label` or `message` are left out. Writes from several threads do
+    /// not interleave.
+    ///
+    /// - Parameter event: The event to write.
     public func log(event: LogEvent) {
         var object: [String: Any] = [
             "timestamp": Date().formatted(.iso8601.time(includingFractionalSeconds: true).year().month().day()

@@ -3,7 +3,7 @@ import Synchronization
 /// The clients this instance knows, and the payments waiting for one of them.
 ///
 /// Registrations come from the shared clients stream, so every instance knows every client. A handler whose payment
-/// belongs to an unknown client may wait here (``waitForRegistration(of:timeout:)``) instead of retrying: it is woken
+/// belongs to an unknown client may wait here (``waitForRegistration(of:timeout:limit:)``) instead of retrying: it is woken
 /// the moment the registration is read (hold and wake).
 public final class ClientRegistry: Sendable {
     /// How a wait for a registration ended.
@@ -31,6 +31,9 @@ public final class ClientRegistry: Sendable {
     public init() {}
 
     /// Records a client and wakes every payment waiting for it; returns false when it was already known.
+    ///
+    /// - Parameter clientID: The registered client's id.
+    /// - Returns: Whether the client was new to this registry.
     @discardableResult
     public func register(_ clientID: String) -> Bool {
         register(contentsOf: [clientID]) == 1
@@ -38,6 +41,9 @@ public final class ClientRegistry: Sendable {
 
     /// Records clients (a stream entry's worth) under one lock and wakes every payment waiting for one of them;
     /// returns how many were new.
+    ///
+    /// - Parameter clientIDs: The registered clients' ids; ids already known are allowed and change nothing.
+    /// - Returns: How many of the ids were new to this registry.
     @discardableResult
     public func register(contentsOf clientIDs: [String]) -> Int {
         let digests = clientIDs.map(IDDigest.init)
@@ -57,6 +63,9 @@ public final class ClientRegistry: Sendable {
     }
 
     /// Whether the client is registered.
+    ///
+    /// - Parameter clientID: The client's id.
+    /// - Returns: `true` once a registration of the client has been recorded.
     public func contains(_ clientID: String) -> Bool {
         let digest = IDDigest(clientID)
         return state.withLock { $0.clients.contains(digest) }
@@ -74,6 +83,16 @@ public final class ClientRegistry: Sendable {
 
     /// Waits until the client is registered, at most `timeout`, unless `limit` handlers already wait (then it
     /// returns `.expired` at once).
+    ///
+    /// The wait ignores task cancellation: it ends with the registration, the timeout, or ``cancelWaits()``.
+    ///
+    /// - Parameters:
+    ///   - clientID: The client the payment belongs to.
+    ///   - timeout: The longest wait.
+    ///   - limit: How many handlers may wait at once, this one included; the default is no limit.
+    /// - Returns: ``WaitResult/registered`` at once when the client is already known or as soon as it is registered,
+    ///   ``WaitResult/expired`` when `timeout` passes first or `limit` handlers already wait, and
+    ///   ``WaitResult/cancelled`` once ``cancelWaits()`` was called.
     public func waitForRegistration(of clientID: String, timeout: Duration, limit: Int = .max) async -> WaitResult {
         await withCheckedContinuation { (continuation: CheckedContinuation<WaitResult, Never>) in
             let token = state.withLock { state -> UInt64? in

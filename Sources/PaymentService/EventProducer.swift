@@ -17,6 +17,13 @@ public struct EventProducer: Sendable {
     let logger: Logger
 
     /// Creates a producer for the broker `connection` describes.
+    ///
+    /// Nothing is sent until a `send` call, which opens a connection of its own and closes it before returning.
+    ///
+    /// - Parameters:
+    ///   - connection: The broker and how to reach it; its connection name defaults to `payment-producer`.
+    ///   - topology: The queue names to publish to. Default: the service's names, without a prefix.
+    ///   - logger: Where the producer and its connection log.
     public init(connection: AMQPConfiguration, topology: PaymentTopology = PaymentTopology(), logger: Logger) {
         self.connection = connection
         self.topology = topology
@@ -24,11 +31,35 @@ public struct EventProducer: Sendable {
     }
 
     /// Publishes registrations to `clients-processor`.
+    ///
+    /// Each is published persistent, as JSON, `mandatory`, with its client id as message id; a message whose
+    /// confirm is lost to a connection failure is published again once the connection has recovered.
+    ///
+    /// - Parameter registrations: The registrations to publish, in order.
+    /// - Returns: The ids the broker confirmed, in order, and the messages that still failed after the retries
+    ///   (refused, returned as unroutable, or lost to a connection failure in the last round), each with its error.
+    /// - Throws: ``PaymentServiceError`` when the queue does not exist (the consumer declares it); `AMQPError`
+    ///   when connecting fails (see `AMQPConnection.connect(configuration:logger:)`) or opening the
+    ///   channel, checking the queue or enabling confirms does; `CancellationError` when the task is cancelled while
+    ///   it waits for the connection to recover between rounds. A message that fails on its own is reported in
+    ///   ``Report/failed``, not thrown.
     public func send(_ registrations: [ClientRegistration]) async throws -> Report {
         try await send(registrations.map { ($0.clientId, $0) }, to: topology.clientsQueue)
     }
 
     /// Publishes payments to `payment-processor`.
+    ///
+    /// Each is published persistent, as JSON, `mandatory`, with its payment id as message id; a message whose
+    /// confirm is lost to a connection failure is published again once the connection has recovered.
+    ///
+    /// - Parameter payments: The payments to publish, in order.
+    /// - Returns: The ids the broker confirmed, in order, and the messages that still failed after the retries
+    ///   (refused, returned as unroutable, or lost to a connection failure in the last round), each with its error.
+    /// - Throws: ``PaymentServiceError`` when the queue does not exist (the consumer declares it); `AMQPError`
+    ///   when connecting fails (see `AMQPConnection.connect(configuration:logger:)`) or opening the
+    ///   channel, checking the queue or enabling confirms does; `CancellationError` when the task is cancelled while
+    ///   it waits for the connection to recover between rounds. A message that fails on its own is reported in
+    ///   ``Report/failed``, not thrown.
     public func send(_ payments: [PaymentRequest]) async throws -> Report {
         try await send(payments.map { ($0.paymentId, $0) }, to: topology.paymentsQueue)
     }

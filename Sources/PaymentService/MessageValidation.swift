@@ -6,6 +6,8 @@ public struct UnreadableMessage: Error, Sendable, Equatable, CustomStringConvert
     public let reason: String
 
     /// Creates a reason.
+    ///
+    /// - Parameter reason: What is wrong with the message, in a sentence fragment such as `the body is empty`.
     public init(_ reason: String) {
         self.reason = reason
     }
@@ -26,6 +28,9 @@ public enum MessageValidation {
     public static let maximumIDLength = 128
 
     /// Reads a client registration.
+    ///
+    /// - Parameter body: The message body, which should be a JSON object with `clientId` (and optionally `name`).
+    /// - Returns: The registration, or why the body is not a valid one.
     public static func registration(from body: Data) -> Result<ClientRegistration, UnreadableMessage> {
         decode(ClientRegistration.self, from: body).flatMap { registration in
             if let problem = idProblem(registration.clientId, field: "clientId") { return .failure(problem) }
@@ -34,6 +39,10 @@ public enum MessageValidation {
     }
 
     /// Reads a payment.
+    ///
+    /// - Parameter body: The message body, which should be a JSON object with `paymentId`, `clientId`, `amount`
+    ///   and `currency`.
+    /// - Returns: The payment, or why the body is not a valid one.
     public static func payment(from body: Data) -> Result<PaymentRequest, UnreadableMessage> {
         decode(PaymentRequest.self, from: body).flatMap { payment in
             if let problem = idProblem(payment.paymentId, field: "paymentId") { return .failure(problem) }
@@ -129,11 +138,17 @@ extension Character {
 
 extension MessageValidation {
     /// What is wrong with a registration about to be published, if anything.
+    ///
+    /// - Parameter registration: The registration to check.
+    /// - Returns: The same reason ``registration(from:)`` would give the consumer, or `nil` when it is valid.
     public static func problem(with registration: ClientRegistration) -> UnreadableMessage? {
         idProblem(registration.clientId, field: "clientId")
     }
 
     /// What is wrong with a payment about to be published, if anything.
+    ///
+    /// - Parameter payment: The payment to check.
+    /// - Returns: The same reason ``payment(from:)`` would give the consumer, or `nil` when it is valid.
     public static func problem(with payment: PaymentRequest) -> UnreadableMessage? {
         guard let body = try? JSONEncoder().encode(payment) else { return UnreadableMessage("cannot encode") }
         if case .failure(let problem) = self.payment(from: body) { return problem }

@@ -32,6 +32,20 @@ public struct PaymentConsumerConfiguration: Sendable {
     public static let shortestClaimLease = Duration.seconds(5)
 
     /// Creates a configuration; every parameter but the connection has a default.
+    ///
+    /// Nothing is checked here; ``PaymentConsumerService/run()`` calls ``validate()`` first.
+    ///
+    /// - Parameters:
+    ///   - connection: Where the broker is.
+    ///   - policy: When to retry payments of unknown clients, and when to park them. Default: 1 s more per attempt,
+    ///     at most 10 s, 10 retries.
+    ///   - delayMode: How delayed retries are made. Default ``DelayMode/auto``.
+    ///   - topology: The names of queues and exchanges. Default: the service's names, classic queues.
+    ///   - hold: How long payments of unknown clients are held for their registration. Default up to 800 for 5 s.
+    ///   - prefetch: The prefetch of each consumer. Default 1,000.
+    ///   - summaryInterval: How often the counters are logged; zero turns it off. Default 30 s.
+    ///   - dedupeWindow: How long a settled payment makes later copies duplicates. Default ``defaultDedupeWindow``.
+    ///   - claimLease: How long a claim holds a payment. Default 10 s; at least ``shortestClaimLease``.
     public init(
         connection: AMQPConfiguration, policy: RetryPolicy = RetryPolicy(), delayMode: DelayMode = .auto,
         topology: PaymentTopology = PaymentTopology(), hold: HoldPolicy = HoldPolicy(), prefetch: UInt16 = 1000,

@@ -21,7 +21,12 @@ public final class PaymentConsumerService: Service {
     private let claims: ClaimBoard
     private let stopping = Mutex(false)
 
-    /// Creates the service.
+    /// Creates the service; nothing connects until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - configuration: How the consumer runs.
+    ///   - metrics: The counters to update. Default: new ones, reported through the bootstrapped metrics backend.
+    ///   - logger: Where the service and its connections log.
     public init(configuration: PaymentConsumerConfiguration, metrics: PaymentMetrics = PaymentMetrics(), logger: Logger) {
         self.configuration = configuration
         self.metrics = metrics
@@ -33,6 +38,14 @@ public final class PaymentConsumerService: Service {
     }
 
     /// Runs until a graceful shutdown; throws when the broker or the topology fails.
+    ///
+    /// - Throws: ``PaymentServiceError`` when the configuration is invalid, when `--delay-mode plugin` meets a broker
+    ///   without the delayed-message plugin, or when a shared stream's consumer ends on its own. `AMQPError` when
+    ///   connecting fails, when the broker refuses the topology (such as 406 PRECONDITION_FAILED for an existing
+    ///   queue with other arguments), when a handler fails with an error that is not retriable, or when a consumer
+    ///   ends with an error (its channel closed by the broker, or its connection failed without recovery or after
+    ///   recovery gave up). `CancellationError` when the task running it is cancelled while a handler waits for a
+    ///   claim.
     public func run() async throws {
         try configuration.validate()
         let mode = try await resolveDelayMode()

@@ -8,6 +8,10 @@ public struct ClientRegistration: Codable, Sendable, Equatable {
     public var name: String?
 
     /// Creates a registration.
+    ///
+    /// - Parameters:
+    ///   - clientId: The client's id: 1 to 128 characters.
+    ///   - name: The client's name, if any.
     public init(clientId: String, name: String? = nil) {
         self.clientId = clientId
         self.name = name
@@ -29,6 +33,12 @@ public struct PaymentRequest: Codable, Sendable, Equatable {
     public var currency: String
 
     /// Creates a payment.
+    ///
+    /// - Parameters:
+    ///   - paymentId: The payment's id: 1 to 128 characters.
+    ///   - clientId: The id of the client the payment belongs to.
+    ///   - amount: The amount as a positive decimal string, such as `10.50`.
+    ///   - currency: The ISO 4217 currency code, such as `EUR`.
     public init(paymentId: String, clientId: String, amount: String, currency: String) {
         self.paymentId = paymentId
         self.clientId = clientId
@@ -63,6 +73,13 @@ public struct PaymentOutcome: Codable, Sendable, Equatable {
     public var reason: String?
 
     /// Creates an outcome.
+    ///
+    /// - Parameters:
+    ///   - paymentId: The payment's id.
+    ///   - clientId: The client's id.
+    ///   - attempts: How many times the service tried to process the payment.
+    ///   - outcome: Whether the payment was processed or parked.
+    ///   - reason: Why the payment was parked; `nil` when it was processed.
     public init(paymentId: String, clientId: String, attempts: Int, outcome: Kind, reason: String? = nil) {
         self.paymentId = paymentId
         self.clientId = clientId

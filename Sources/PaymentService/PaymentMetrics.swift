@@ -32,7 +32,12 @@ public final class PaymentMetrics: Sendable {
         }
     }
 
-    /// What a counter counts.
+    /// What a counter counts: one case per field of ``Snapshot``.
+    ///
+    /// `received` a message from one of the three queues; `processed`, `retried` and `parked` a payment's fate;
+    /// `duplicateSkipped` a copy acknowledged without a second outcome; `unreadable` a message parked unread;
+    /// `registered` a new client; `woken` a held payment released by its registration; `claimTakenOver` an expired
+    /// claim of another instance taken over.
     public enum Event: Sendable, CaseIterable {
         case received, processed, retried, parked, duplicateSkipped, unreadable, registered, woken, claimTakenOver
 
@@ -59,7 +64,9 @@ public final class PaymentMetrics: Sendable {
         counters = Dictionary(uniqueKeysWithValues: Event.allCases.map { ($0, Counter(label: $0.label)) })
     }
 
-    /// Counts one event.
+    /// Counts one event, in the swift-metrics counter and in ``snapshot``.
+    ///
+    /// - Parameter event: What happened.
     public func record(_ event: Event) {
         counters[event]?.increment()
         counts.withLock { snapshot in

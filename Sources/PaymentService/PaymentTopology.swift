@@ -31,13 +31,18 @@ public struct PaymentTopology: Sendable, Equatable {
     public var queueType: QueueType
 
     /// Creates the topology, with every name prefixed by `prefix`.
+    ///
+    /// - Parameters:
+    ///   - prefix: Put before every queue, exchange and stream name; empty (the default) in production.
+    ///   - queueType: The kind of the work queues and the parking lot. Default ``QueueType/classic``.
     public init(prefix: String = "", queueType: QueueType = .classic) {
         self.prefix = prefix
         self.queueType = queueType
     }
 
-    /// How often a quorum queue delivers a message before dead-lettering it to the parking lot: only crashes and
-    /// rejections count, and the service rejects nothing, so this bounds a message that keeps killing consumers.
+    /// How often a quorum queue delivers a message before dead-lettering it to the parking lot. The service rejects
+    /// nothing, so this bounds a message that keeps killing consumers; before RabbitMQ 4.3 every requeue counts too,
+    /// the service's nacks after a retriable failure included (see <doc:DelayedRetry#Delivery-limit-on-quorum-queues>).
     public static let deliveryLimit: Int32 = 20
     /// How long the outcomes and claims streams keep their entries; also the longest dedupe window.
     public static let streamRetention = "7D"
@@ -71,11 +76,19 @@ public struct PaymentTopology: Sendable, Equatable {
     public static let attemptHeader = "payment-attempt"
 
     /// The TTL queue that holds retries of one delay level.
+    ///
+    /// - Parameter delay: The delay level, rounded up to whole milliseconds in the name.
+    /// - Returns: The queue's name, such as `payment-retry-2000ms`.
     public func delayQueue(for delay: Duration) -> String {
         prefix + "payment-retry-\(Self.milliseconds(delay))ms"
     }
 
     /// Declares the queues, the events exchange and the three streams every mode uses. All are durable.
+    ///
+    /// - Parameter channel: The channel to declare on.
+    /// - Throws: `AMQPError` from the channel: `channelClosedByBroker` when the broker refuses a declaration, such
+    ///   as 406 PRECONDITION_FAILED for an existing queue with other arguments (a queue's type cannot change), after
+    ///   which the channel is closed; `channelClosed` on a closed channel; or the connection's error.
     public func declareCommon(on channel: AMQPChannel) async throws {
         var workArguments: AMQPTable = [:]
         var parkingArguments: AMQPTable = [:]
@@ -100,13 +113,22 @@ public struct PaymentTopology: Sendable, Equatable {
     /// Declares the delayed-message exchange, and nothing else: it doubles as the probe for the plugin, which must
     /// run before anything else is declared (the broker closes the connection when the plugin is missing).
     ///
-    /// - Throws: ``AMQPError`` with code `delayedMessagePluginMissing` when the broker lacks the plugin.
+    /// - Parameter channel: The channel to declare on; without the plugin, its whole connection is closed by the
+    ///   broker.
+    /// - Throws: `AMQPError` with code `delayedMessagePluginMissing` when the broker lacks the plugin;
+    ///   `channelClosedByBroker` (406 PRECONDITION_FAILED) when `payment-delayed` exists with another type or other
+    ///   arguments; `channelClosed` on a closed channel; or the connection's error.
     public func declareDelayedExchange(on channel: AMQPChannel) async throws {
         _ = try await AMQPDelayedExchange.declare(delayedExchange, on: channel, routingType: .direct)
     }
 
     /// Declares `payment-delayed` as a stock `direct` exchange with the plugin's `x-delayed-type` argument: the
     /// test-only stand-in for the plugin's exchange, which routes at once instead of after `x-delay`.
+    ///
+    /// - Parameter channel: The channel to declare on.
+    /// - Throws: `AMQPError` from the channel: `channelClosedByBroker` (406 PRECONDITION_FAILED) when
+    ///   `payment-delayed` already exists with another type, such as the plugin's; `channelClosed` on a closed
+    ///   channel; or the connection's error.
     public func declareDelayedExchangeStandIn(on channel: AMQPChannel) async throws {
         try await channel.declareExchange(
             delayedExchange, type: .direct, durable: true,
@@ -114,6 +136,10 @@ public struct PaymentTopology: Sendable, Equatable {
     }
 
     /// Binds `payment-reprocessor` to `payment-delayed`, with the queue's name as routing key; needs both declared.
+    ///
+    /// - Parameter channel: The channel to bind on.
+    /// - Throws: `AMQPError` from the channel: `channelClosedByBroker` (404 NOT_FOUND) when the queue or the exchange
+    ///   does not exist; `channelClosed` on a closed channel; or the connection's error.
     public func bindDelayedExchange(on channel: AMQPChannel) async throws {
         try await channel.bindQueue(retriesQueue, to: delayedExchange, routingKey: retriesQueue)
     }
@@ -121,7 +147,15 @@ public struct PaymentTopology: Sendable, Equatable {
     /// Declares one queue per delay level, whose messages expire after that delay into `payment-reprocessor`.
     ///
     /// One queue per level keeps expiry in arrival order: a per-message TTL in a shared queue would hold a short
-    /// delay behind a long one.
+    /// delay behind a long one (see <doc:DelayedRetry#One-queue-per-delay>). On quorum queues the dead-lettering is
+    /// made at-least-once (see <doc:DelayedRetry#At-least-once-dead-lettering>).
+    ///
+    /// - Parameters:
+    ///   - channel: The channel to declare on.
+    ///   - levels: The delays to declare a queue for, usually ``RetryPolicy/delayLevels``.
+    /// - Throws: `AMQPError` from the channel: `channelClosedByBroker` when the broker refuses a declaration, such
+    ///   as 406 PRECONDITION_FAILED for an existing queue with other arguments (a queue's type cannot change), after
+    ///   which the channel is closed; `channelClosed` on a closed channel; or the connection's error.
     public func declareTTLDelay(on channel: AMQPChannel, levels: [Duration]) async throws {
         for delay in levels {
             var arguments: AMQPTable = [
@@ -130,7 +164,8 @@ public struct PaymentTopology: Sendable, Equatable {
                 "x-dead-letter-routing-key": .string(retriesQueue),
             ]
             if queueType == .quorum {
-                // Dead-lettering is at-most-once unless the quorum queue is told otherwise (delayed-retry.md §2.1).
+                // Dead-lettering is at-most-once unless the quorum queue is told otherwise
+                // (see <doc:DelayedRetry#At-least-once-dead-lettering>).
                 arguments["x-queue-type"] = "quorum"
                 arguments["x-dead-letter-strategy"] = "at-least-once"
                 arguments["x-overflow"] = "reject-publish"

@@ -20,6 +20,10 @@ public struct ClaimArbiter: Sendable {
         public var at: Int64
 
         /// Creates a holder.
+        ///
+        /// - Parameters:
+        ///   - claimID: The claim's id.
+        ///   - at: When the claim was made, in milliseconds since 1970 on its writer's clock.
         public init(claimID: String, at: Int64) {
             self.claimID = claimID
             self.at = at
@@ -68,6 +72,12 @@ public struct ClaimArbiter: Sendable {
     private var holders: [IDDigest: Holder] = [:]
 
     /// Creates an empty arbiter.
+    ///
+    /// Every instance must use the same values, or their verdicts differ.
+    ///
+    /// - Parameters:
+    ///   - leaseMilliseconds: How long a claim holds its payment unless settled or released.
+    ///   - windowMilliseconds: How long a settlement makes later claims of the payment duplicates.
     public init(leaseMilliseconds: Int64, windowMilliseconds: Int64) {
         self.leaseMilliseconds = leaseMilliseconds
         self.windowMilliseconds = windowMilliseconds
@@ -77,6 +87,10 @@ public struct ClaimArbiter: Sendable {
     public var count: (settled: Int, held: Int) { (settlements.count, holders.count) }
 
     /// Applies the next record of the stream.
+    ///
+    /// - Parameter record: The record, in stream order; feeding records in another order gives other verdicts.
+    /// - Returns: The verdict on a claim record; for a settlement or a release of the current holder,
+    ///   ``Change/freed(paymentID:)``; ``Change/none`` for a release of a claim that no longer holds the payment.
     public mutating func apply(_ record: ClaimRecord) -> Change {
         switch record {
         case .claim(let paymentID, let claimID, let at):
@@ -104,6 +118,11 @@ public struct ClaimArbiter: Sendable {
     }
 
     /// The outcome of a payment settled no earlier than `window` before `now` (milliseconds since 1970).
+    ///
+    /// - Parameters:
+    ///   - paymentID: The payment's id.
+    ///   - now: The moment to judge from, in milliseconds since 1970.
+    /// - Returns: The outcome, or `nil` when the payment has none inside the window.
     public func outcome(of paymentID: String, now: Int64) -> PaymentOutcome.Kind? {
         guard let settlement = settlements[IDDigest(paymentID)], now - settlement.at <= windowMilliseconds else {
             return nil
@@ -112,6 +131,9 @@ public struct ClaimArbiter: Sendable {
     }
 
     /// The claim that holds a payment, if any.
+    ///
+    /// - Parameter paymentID: The payment's id.
+    /// - Returns: The latest winning claim, unless it was settled, released or forgotten; it may have expired.
     public func holder(of paymentID: String) -> Holder? {
         holders[IDDigest(paymentID)]
     }
@@ -121,6 +143,8 @@ public struct ClaimArbiter: Sendable {
     ///
     /// A minute of slack keeps every instance's verdicts equal even when their clocks differ by less than that: a
     /// claim written by a clock behind `now` still finds what it would have found without forgetting.
+    ///
+    /// - Parameter now: The present, in milliseconds since 1970.
     public mutating func forget(asOf now: Int64) {
         let slack: Int64 = 60_000
         settlements = settlements.filter { now - $0.value.at <= windowMilliseconds + slack }

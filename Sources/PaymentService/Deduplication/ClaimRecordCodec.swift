@@ -12,6 +12,9 @@ public enum ClaimRecordCodec {
     public static let format = "claims-v1"
 
     /// One stream entry (body and properties) carrying `records`.
+    ///
+    /// - Parameter records: The records, in the order readers apply them.
+    /// - Returns: The body, and persistent properties whose `log-format` header is ``format``.
     public static func entry(_ records: [ClaimRecord]) -> (body: Data, properties: AMQPProperties) {
         (
             encode(records),
@@ -21,6 +24,8 @@ public enum ClaimRecordCodec {
 
     /// The records of an entry.
     ///
+    /// - Parameter entry: A delivery from the claims stream.
+    /// - Returns: The records, in the order they were written.
     /// - Throws: ``MalformedLogEntry`` when the entry is not in this format or cannot be read.
     public static func records(in entry: AMQPDelivery) throws(MalformedLogEntry) -> [ClaimRecord] {
         let found = entry.properties.headers?[StreamLog.formatHeader]?.stringValue
@@ -29,6 +34,9 @@ public enum ClaimRecordCodec {
     }
 
     /// Encodes records into one entry body.
+    ///
+    /// - Parameter records: The records to encode.
+    /// - Returns: The body: each record's tag byte and fields, one after the other.
     public static func encode(_ records: [ClaimRecord]) -> Data {
         var writer = BinaryWriter()
         for record in records {
@@ -55,6 +63,8 @@ public enum ClaimRecordCodec {
 
     /// Decodes an entry body.
     ///
+    /// - Parameter body: A body ``encode(_:)`` wrote.
+    /// - Returns: The records, in order.
     /// - Throws: ``MalformedLogEntry`` when the body is truncated or holds an unknown tag.
     public static func decode(_ body: Data) throws(MalformedLogEntry) -> [ClaimRecord] {
         var reader = BinaryReader(body)
@@ -90,6 +100,8 @@ public struct MalformedLogEntry: Error, Sendable, Equatable, CustomStringConvert
     public let reason: String
 
     /// Creates the error.
+    ///
+    /// - Parameter reason: What is wrong with the entry.
     public init(_ reason: String) {
         self.reason = reason
     }

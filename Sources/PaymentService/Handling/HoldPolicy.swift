@@ -8,6 +8,10 @@ public struct HoldPolicy: Sendable, Equatable {
     public var maxHeld: Int
 
     /// Creates a hold policy (default: up to 800 payments for up to 5 s).
+    ///
+    /// - Parameters:
+    ///   - time: The longest hold; zero turns holding off.
+    ///   - maxHeld: The most payments held at once; keep it below the consumer's prefetch.
     public init(time: Duration = .seconds(5), maxHeld: Int = 800) {
         self.time = time
         self.maxHeld = maxHeld

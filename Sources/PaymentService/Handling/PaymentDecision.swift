@@ -26,6 +26,14 @@ public struct PaymentFacts: Sendable, Equatable {
     public var claim: ClaimProgress
 
     /// Creates the facts of a delivery.
+    ///
+    /// - Parameters:
+    ///   - attempt: The attempt this delivery is (1 for the first delivery).
+    ///   - clientID: The payment's client.
+    ///   - settled: The payment's outcome inside the dedupe window, if it has one. Default `nil`.
+    ///   - clientKnown: Whether the client is registered.
+    ///   - holdTried: Whether the delivery was already held for its registration. Default `false`.
+    ///   - claim: How far the delivery's claim has got. Default ``ClaimProgress/unclaimed``.
     public init(
         attempt: Int, clientID: String, settled: PaymentOutcome.Kind? = nil, clientKnown: Bool,
         holdTried: Bool = false, claim: ClaimProgress = .unclaimed
@@ -71,6 +79,12 @@ public enum PaymentDecision: Sendable, Equatable {
     ///
     /// Only an outcome (processed or parked) needs the claim: retries publish nothing final, so any number of
     /// copies may retry side by side, and the claim is taken once the client is known or the attempts are spent.
+    ///
+    /// - Parameters:
+    ///   - facts: What is known about the delivery now.
+    ///   - policy: When to retry and when to park a payment of an unknown client.
+    ///   - hold: Whether, and how long, a payment of an unknown client is held first.
+    /// - Returns: The next step; a step that is not ``isTerminal`` gathers a new fact, and the caller decides again.
     public static func decide(_ facts: PaymentFacts, policy: RetryPolicy, hold: HoldPolicy) -> PaymentDecision {
         if let settled = facts.settled { return .skipDuplicate(settled) }
         var parkReason: String?

@@ -4,7 +4,7 @@ import RabbitMQ
 /// Everything the service publishes, on one channel in confirm mode: outcomes, retries and parked messages.
 ///
 /// Every call returns only once the broker confirmed the message, so a handler acknowledges the delivery it
-/// handles only after its consequences are safe (rabbitmq-c.md and delayed-retry.md §4: ack after the confirm).
+/// handles only after its consequences are safe (see <doc:DelayedRetry#Acknowledge-after-the-confirm>).
 struct PaymentPublisher: Sendable {
     let channel: AMQPChannel
     let topology: PaymentTopology

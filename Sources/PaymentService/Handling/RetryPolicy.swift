@@ -32,6 +32,8 @@ public struct RetryPolicy: Sendable, Equatable {
     }
 
     /// Checks that the policy can run: positive step, a cap no shorter than it, and at least zero retries.
+    ///
+    /// - Throws: ``PaymentServiceError`` naming the first rule broken.
     public func validate() throws(PaymentServiceError) {
         guard step > .zero else { throw PaymentServiceError("the retry step must be positive, not \(step)") }
         guard maxDelay >= step else {
@@ -43,6 +45,12 @@ public struct RetryPolicy: Sendable, Equatable {
     }
 
     /// The decision for attempt `attempt` (1-based) of a payment whose client `clientID` is unknown.
+    ///
+    /// - Parameters:
+    ///   - attempt: The attempt the delivery is; 1 for the first delivery.
+    ///   - clientID: The unknown client, named in the parking reason.
+    /// - Returns: ``Decision/retry(nextAttempt:delay:)`` while `attempt` ≤ ``maxAttempts``, else
+    ///   ``Decision/park(reason:)``.
     public func decide(attempt: Int, clientID: String) -> Decision {
         guard attempt <= maxAttempts else {
             let attempts = attempt == 1 ? "1 attempt" : "\(attempt) attempts"
@@ -52,6 +60,9 @@ public struct RetryPolicy: Sendable, Equatable {
     }
 
     /// The delay before retry `retry` (1-based).
+    ///
+    /// - Parameter retry: Which retry it is; the first is 1.
+    /// - Returns: `retry` × ``step``, at most ``maxDelay``.
     public func delay(forRetry retry: Int) -> Duration {
         min(step * retry, maxDelay)
     }
@@ -75,6 +86,8 @@ public struct PaymentServiceError: Error, Sendable, CustomStringConvertible {
     public let message: String
 
     /// Creates an error.
+    ///
+    /// - Parameter message: What went wrong, for people.
     public init(_ message: String) {
         self.message = message
     }

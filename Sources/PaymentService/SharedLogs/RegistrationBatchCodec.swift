@@ -11,6 +11,9 @@ public enum RegistrationBatchCodec {
     public static let format = "registrations-v1"
 
     /// One stream entry (body and properties) carrying `clientIDs`.
+    ///
+    /// - Parameter clientIDs: The registered clients' ids.
+    /// - Returns: The body, and persistent properties whose `log-format` header is ``format``.
     public static func entry(_ clientIDs: [String]) -> (body: Data, properties: AMQPProperties) {
         var writer = BinaryWriter()
         for clientID in clientIDs { writer.string(clientID) }
@@ -22,6 +25,8 @@ public enum RegistrationBatchCodec {
 
     /// The client ids of an entry, in either format.
     ///
+    /// - Parameter entry: A delivery from the clients stream.
+    /// - Returns: The ids, in the order they were written.
     /// - Throws: ``MalformedLogEntry`` when the entry cannot be read.
     public static func clientIDs(in entry: AMQPDelivery) throws(MalformedLogEntry) -> [String] {
         try clientIDs(inBody: entry.body, format: entry.properties.headers?[StreamLog.formatHeader]?.stringValue)
@@ -29,7 +34,12 @@ public enum RegistrationBatchCodec {
 
     /// The client ids of an entry's body, given its `log-format` header (nil: none).
     ///
-    /// - Throws: ``MalformedLogEntry`` when the body cannot be read.
+    /// - Parameters:
+    ///   - body: The entry's body.
+    ///   - found: The entry's `log-format` header: ``format`` for a batch, `nil` for one JSON registration.
+    /// - Returns: The ids, in the order they were written.
+    /// - Throws: ``MalformedLogEntry`` when the format is unknown, a batch is truncated, or a JSON registration is
+    ///   not valid.
     public static func clientIDs(inBody body: Data, format found: String?) throws(MalformedLogEntry) -> [String] {
         guard found == format else {
             guard found == nil else { throw MalformedLogEntry("unknown format \(found ?? "")") }
