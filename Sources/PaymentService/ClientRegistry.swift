@@ -84,40 +84,42 @@ public final class ClientRegistry: Sendable {
     /// Waits until the client is registered, at most `timeout`, unless `limit` handlers already wait (then it
     /// returns `.expired` at once).
     ///
-    /// The wait ignores task cancellation: it ends with the registration, the timeout, or ``cancelWaits()``.
-    ///
     /// - Parameters:
     ///   - clientID: The client the payment belongs to.
     ///   - timeout: The longest wait.
     ///   - limit: How many handlers may wait at once, this one included; the default is no limit.
     /// - Returns: ``WaitResult/registered`` at once when the client is already known or as soon as it is registered,
     ///   ``WaitResult/expired`` when `timeout` passes first or `limit` handlers already wait, and
-    ///   ``WaitResult/cancelled`` once ``cancelWaits()`` was called.
+    ///   ``WaitResult/cancelled`` once ``cancelWaits()`` was called or when the waiting task is cancelled (the wait
+    ///   then leaves nothing behind).
     public func waitForRegistration(of clientID: String, timeout: Duration, limit: Int = .max) async -> WaitResult {
-        await withCheckedContinuation { (continuation: CheckedContinuation<WaitResult, Never>) in
-            let token = state.withLock { state -> UInt64? in
-                if state.clients.contains(IDDigest(clientID)) {
-                    continuation.resume(returning: .registered)
+        let token = state.withLock { state in
+            state.nextToken += 1
+            return state.nextToken
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<WaitResult, Never>) in
+                let immediate = state.withLock { state -> WaitResult? in
+                    if state.clients.contains(IDDigest(clientID)) { return .registered }
+                    // Checked under the lock: a cancellation that came earlier is seen here, a later one finds the
+                    // waiter below.
+                    if state.closed || Task.isCancelled { return .cancelled }
+                    if state.waiting >= limit { return .expired }
+                    state.waiters[clientID, default: [:]][token] = continuation
+                    state.waiting += 1
                     return nil
                 }
-                if state.closed {
-                    continuation.resume(returning: .cancelled)
-                    return nil
+                if let immediate {
+                    continuation.resume(returning: immediate)
+                    return
                 }
-                if state.waiting >= limit {
-                    continuation.resume(returning: .expired)
-                    return nil
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    self.end(clientID, token, with: .expired)
                 }
-                state.nextToken += 1
-                state.waiters[clientID, default: [:]][state.nextToken] = continuation
-                state.waiting += 1
-                return state.nextToken
             }
-            guard let token else { return }
-            Task {
-                try? await Task.sleep(for: timeout)
-                self.end(clientID, token, with: .expired)
-            }
+        } onCancel: {
+            end(clientID, token, with: .cancelled)
         }
     }
 

@@ -31,4 +31,24 @@ final class ClientRegistryTests: XCTestCase {
         let cancelled = await registry.waitForRegistration(of: "late", timeout: .seconds(10))
         XCTAssertEqual(cancelled, .cancelled)
     }
+
+    func testACancelledHoldEndsAtOnceAndLeavesNothingBehind() async throws {
+        let registry = ClientRegistry()
+        let held = Task { await registry.waitForRegistration(of: "late", timeout: .seconds(30)) }
+        try await withTimeout(5, "the hold to start") {
+            while registry.waitingCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        held.cancel()
+        let result = try await withTimeout(1, "the cancelled hold to end") { await held.value }
+        XCTAssertEqual(result, .cancelled)
+        XCTAssertEqual(registry.waitingCount, 0)
+        // A hold started by an already-cancelled task does not wait at all.
+        let late = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await registry.waitForRegistration(of: "late", timeout: .seconds(30))
+        }
+        let lateResult = try await withTimeout(1, "a hold in a cancelled task") { await late.value }
+        XCTAssertEqual(lateResult, .cancelled)
+        XCTAssertEqual(registry.waitingCount, 0)
+    }
 }

@@ -9,11 +9,13 @@ import Synchronization
 /// Up to `maxEntriesInFlight` entries await their confirms at once: waiting for each confirm before sending the next
 /// entry would add a whole confirm round trip to every append under load.
 ///
-/// ``append(_:)`` returns once the entry that carries the records is confirmed by the broker.
+/// ``append(_:)`` returns once the entry that carries the records is confirmed by the broker, or throws
+/// `CancellationError` when its task is cancelled first.
 final class StreamAppender<Record: Sendable>: Sendable {
     private struct Pending {
         var records: [Record]
-        var continuation: CheckedContinuation<Void, any Error>
+        /// Settled once the entry carrying the records is confirmed; the caller may stop waiting before that.
+        var done: OneShotResult<Void>
     }
 
     private struct State {
@@ -51,17 +53,18 @@ final class StreamAppender<Record: Sendable>: Sendable {
     ///
     /// - Throws: the publish's failure (``AMQPError``), shared by every record of that entry.
     func append(_ records: [Record]) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let startFlushing = state.withLock { state -> Bool in
-                state.pending.append(Pending(records: records, continuation: continuation))
-                guard !state.flushing else { return false }
-                state.flushing = true
-                return true
-            }
-            if startFlushing {
-                Task { await self.flush() }
-            }
+        let done = OneShotResult<Void>()
+        let startFlushing = state.withLock { state -> Bool in
+            state.pending.append(Pending(records: records, done: done))
+            guard !state.flushing else { return false }
+            state.flushing = true
+            return true
         }
+        if startFlushing {
+            Task { await self.flush() }
+        }
+        // A cancelled caller stops waiting; its records still go out with their entry.
+        try await done.wait()
     }
 
     /// Publishes entries until nothing is pending or in flight. One flush runs at a time, on one channel, so entries
@@ -84,7 +87,7 @@ final class StreamAppender<Record: Sendable>: Sendable {
                     body, routingKey: stream, properties: properties, mandatory: true)
                 inFlight.append((confirmation, batch))
             } catch {
-                for item in batch { item.continuation.resume(throwing: error) }
+                for item in batch { item.done.resume(throwing: error) }
             }
         }
     }
@@ -115,9 +118,9 @@ final class StreamAppender<Record: Sendable>: Sendable {
     private func settle(_ batch: [Pending], confirmation: AMQPPublishConfirmation?) async {
         do {
             try await confirmation?.wait()
-            for item in batch { item.continuation.resume() }
+            for item in batch { item.done.resume() }
         } catch {
-            for item in batch { item.continuation.resume(throwing: error) }
+            for item in batch { item.done.resume(throwing: error) }
         }
     }
 }

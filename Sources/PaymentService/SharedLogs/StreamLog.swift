@@ -30,9 +30,11 @@ final class StreamLog: Sendable {
     private struct SyncState {
         /// The marker on its way through the stream, and who waits for it.
         var marker: String?
-        var markerWaiters: [CheckedContinuation<Void, any Error>] = []
+        var markerWaiters = WaiterList<Void>()
         /// Callers that came while a marker was already on its way: they need a later one.
-        var nextWaiters: [CheckedContinuation<Void, any Error>] = []
+        var nextWaiters = WaiterList<Void>()
+        /// Names sync waiters across both lists (the next list becomes the current one).
+        var lastToken: UInt64 = 0
         var failure: AMQPError?
     }
 
@@ -110,23 +112,32 @@ final class StreamLog: Sendable {
     /// Returns once every entry appended before the call has been read.
     ///
     /// Concurrent callers share markers: one marker answers everyone who asked before it was appended.
+    ///
+    /// - Throws: The follower's failure, the marker's failed publish (retriable), or `CancellationError` when the
+    ///   task is cancelled first.
     func sync() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let marker = state.withLock { state -> String? in
-                if let failure = state.failure {
-                    continuation.resume(throwing: failure)
-                    return nil
-                }
+        let token = state.withLock { state in
+            state.lastToken += 1
+            return state.lastToken
+        }
+        try await WaiterList.wait(token: token) { continuation in
+            let (immediate, newMarker) = state.withLock { state -> (Result<Void, any Error>?, String?) in
+                if let failure = state.failure { return (.failure(failure), nil) }
                 guard state.marker == nil else {
-                    state.nextWaiters.append(continuation)
-                    return nil
+                    return (state.nextWaiters.enqueue(continuation, token: token) ? nil : .failure(CancellationError()), nil)
+                }
+                guard state.markerWaiters.enqueue(continuation, token: token) else {
+                    return (.failure(CancellationError()), nil)
                 }
                 let marker = UUID().uuidString
                 state.marker = marker
-                state.markerWaiters = [continuation]
-                return marker
+                return (nil, marker)
             }
-            if let marker { appendMarker(marker) }
+            if let newMarker { appendMarker(newMarker) }
+            return immediate
+        } cancel: { token in
+            // The marker stays on its way: it answers whoever else waits for it.
+            self.state.withLock { $0.markerWaiters.remove(token: token) ?? $0.nextWaiters.remove(token: token) }
         }
     }
 
@@ -146,11 +157,11 @@ final class StreamLog: Sendable {
     }
 
     private func markerSeen(_ marker: String) {
-        let (waiters, next) = state.withLock { state -> ([CheckedContinuation<Void, any Error>], String?) in
+        let (waiters, next) = state.withLock { state -> ([WaiterList<Void>.Continuation], String?) in
             guard state.marker == marker else { return ([], nil) }
-            let waiters = state.markerWaiters
+            let waiters = state.markerWaiters.removeAll()
             state.markerWaiters = state.nextWaiters
-            state.nextWaiters = []
+            state.nextWaiters = WaiterList()
             state.marker = state.markerWaiters.isEmpty ? nil : UUID().uuidString
             return (waiters, state.marker)
         }
@@ -164,11 +175,9 @@ final class StreamLog: Sendable {
 
     /// Fails every sync waiting now; `permanently` also fails every later one (the follower is gone).
     private func failWaiters(with error: AMQPError, permanently: Bool) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+        let waiters = state.withLock { state -> [WaiterList<Void>.Continuation] in
             if permanently { state.failure = error }
-            let waiters = state.markerWaiters + state.nextWaiters
-            state.markerWaiters = []
-            state.nextWaiters = []
+            let waiters = state.markerWaiters.removeAll() + state.nextWaiters.removeAll()
             state.marker = nil
             return waiters
         }

@@ -1,33 +1,33 @@
 import Synchronization
 
-/// A result that arrives once, and the tasks waiting for it: the library's one waiter type for "wait until this is
+/// A result that arrives once, and the tasks waiting for it: the package's one waiter type for "wait until this is
 /// settled", so that every such wait ends when its task is cancelled, without leaking the waiter.
 ///
 /// Settled from any thread (typically the connection's I/O thread); awaited from any task. A wait cancelled before
 /// the result arrives throws `CancellationError` and leaves the result to the other waiters.
-final class OneShotResult<Value: Sendable>: Sendable {
+package final class OneShotResult<Value: Sendable>: Sendable {
     private struct State {
-        var result: Result<Value, any Error>?
+        package var result: Result<Value, any Error>?
         var waiters: [UInt64: CheckedContinuation<Value, any Error>] = [:]
         var nextToken: UInt64 = 0
     }
 
     private let state = Mutex(State())
 
-    init() {}
+    package init() {}
 
     /// The result, once settled.
-    var result: Result<Value, any Error>? {
+    package var result: Result<Value, any Error>? {
         state.withLock { $0.result }
     }
 
     /// Whether the result has arrived.
-    var isSettled: Bool { result != nil }
+    package var isSettled: Bool { result != nil }
 
     /// Waits for the result.
     ///
     /// - Throws: the settled error, or `CancellationError` when the task is cancelled first.
-    func wait() async throws -> Value {
+    package func wait() async throws -> Value {
         let token = state.withLock { state in
             state.nextToken += 1
             return state.nextToken
@@ -50,7 +50,7 @@ final class OneShotResult<Value: Sendable>: Sendable {
 
     /// Settles the result and wakes every waiter; returns false (and changes nothing) when it was already settled.
     @discardableResult
-    func settle(_ result: Result<Value, any Error>) -> Bool {
+    package func settle(_ result: Result<Value, any Error>) -> Bool {
         let waiters = state.withLock { state -> [CheckedContinuation<Value, any Error>]? in
             guard state.result == nil else { return nil }
             state.result = result
@@ -63,19 +63,19 @@ final class OneShotResult<Value: Sendable>: Sendable {
     }
 
     /// Settles with a value, as a reply does; ignored once settled.
-    func resume(returning value: Value) {
+    package func resume(returning value: Value) {
         settle(.success(value))
     }
 
     /// Settles with an error, as a failed request does; ignored once settled.
-    func resume(throwing error: any Error) {
+    package func resume(throwing error: any Error) {
         settle(.failure(error))
     }
 }
 
 extension OneShotResult where Value == Void {
     /// Settles successfully; ignored once settled.
-    func resume() {
+    package func resume() {
         settle(.success(()))
     }
 }

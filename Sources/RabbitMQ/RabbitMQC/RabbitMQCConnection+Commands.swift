@@ -49,7 +49,7 @@ extension RabbitMQCConnection {
         if !request.properties.isEmpty { recycle_amqp_pool(pool) }
         guard status == AMQP_STATUS_OK.rawValue else {
             // The method frame may be out already, so the stream is no longer in a known state
-            // (see <doc:RabbitMQCBehaviour>).
+            // (see <doc:RabbitMQCBehaviour#A-failed-publish-ends-the-connection>).
             let error = RabbitMQCErrors.connectionLost(status: status)
             refuse(request, with: error)
             fail(error)

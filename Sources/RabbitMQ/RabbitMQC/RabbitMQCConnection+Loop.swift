@@ -7,10 +7,10 @@ import Glibc
 import Darwin
 #endif
 
-/// The I/O loop (see <doc:RabbitMQCBehaviour>): release rabbitmq-c's buffers, run the queued commands, then `poll(2)`
-/// on the socket and on the command queue's wake-up pipe, read and dispatch every frame that arrived, and every tick
-/// (a quarter of the heartbeat) let rabbitmq-c send a heartbeat or notice a silent broker. The thread never sleeps on
-/// work: a command wakes the poll at once.
+/// The I/O loop (see <doc:RabbitMQCBehaviour#The-polling-loop>): release rabbitmq-c's buffers, run the queued
+/// commands, then `poll(2)` on the socket and on the command queue's wake-up pipe, read and dispatch every frame that
+/// arrived, and every tick (a quarter of the heartbeat) let rabbitmq-c send a heartbeat or notice a silent broker.
+/// The thread never sleeps on work: a command wakes the poll at once.
 extension RabbitMQCConnection {
     func loop() {
         var descriptors = [

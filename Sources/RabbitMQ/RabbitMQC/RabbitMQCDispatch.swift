@@ -45,7 +45,7 @@ extension RabbitMQCConnection {
             let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             let error = RabbitMQCErrors.channelClose(close, channel: channelID)
             // rabbitmq-c does not answer for us; without close-ok the broker ignores the channel
-            // (see <doc:RabbitMQCBehaviour>).
+            // (see <doc:RabbitMQCBehaviour#Closing-a-channel>).
             var ok = amqp_channel_close_ok_t(dummy: 0)
             guard send(AMQP_CHANNEL_CLOSE_OK_METHOD, on: channelID, &ok) else { return }
             logger.info("the broker closed a channel", metadata: ["amqp.channel": "\(channelID)", "amqp.error": "\(error)"])
