@@ -49,4 +49,11 @@ static inline void rmq_name_current_thread(const char *name) { pthread_setname_n
 static inline void rmq_name_current_thread(const char *name) { (void)name; }
 #endif
 
+// A timeval made here: Swift attributes the struct to whichever system module imported it first (Dispatch's, on
+// Linux), so with member import visibility the C library's own module offers the initializer.
+static inline struct timeval rmq_timeval(long seconds, long microseconds) {
+    struct timeval value = {seconds, microseconds};
+    return value;
+}
+
 #endif

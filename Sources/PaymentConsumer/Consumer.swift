@@ -3,6 +3,7 @@ import Logging
 import PaymentCommandLine
 import PaymentService
 import ServiceLifecycle
+import UnixSignals
 
 /// `consumer`: the payment service. Everything it does lives in PaymentService; this only reads options.
 @main

@@ -1,5 +1,6 @@
 internal import CRabbitMQ
 import Foundation
+import Logging
 
 /// What tasks queue for the I/O thread: publishes, acknowledgements, and closures that run against the connection.
 extension RabbitMQCConnection {

@@ -1,5 +1,6 @@
 internal import CRabbitMQ
 import Foundation
+import Logging
 
 /// Carrying out what the state machine decides: failures, the graceful close, and the end of the connection.
 extension RabbitMQCConnection {

@@ -73,7 +73,7 @@ extension RabbitMQCConnection {
         var budget = 2048
         while budget > 0 && isConnected {
             var frame = amqp_frame_t()
-            var immediately = timeval(tv_sec: 0, tv_usec: 0)
+            var immediately = rmq_timeval(0, 0)
             let status = amqp_simple_wait_frame_noblock(state, &frame, &immediately)
             if status == AMQP_STATUS_TIMEOUT.rawValue { return }
             guard status == AMQP_STATUS_OK.rawValue else {
@@ -97,7 +97,7 @@ extension RabbitMQCConnection {
         apply(machine.silenceObserved(now - lastDataAt, limit: silenceLimit, now: now))
         guard isConnected else { return }
         var frame = amqp_frame_t()
-        var briefly = timeval(tv_sec: 0, tv_usec: 1)
+        var briefly = rmq_timeval(0, 1)
         let status = amqp_simple_wait_frame_noblock(state, &frame, &briefly)
         if status == AMQP_STATUS_OK.rawValue {
             dispatch(frame)

@@ -1,5 +1,6 @@
 internal import CRabbitMQ
 import Foundation
+import Logging
 
 /// Sending methods: one-way ones, and synchronous requests queued per channel until their reply arrives.
 extension RabbitMQCConnection {

@@ -52,6 +52,6 @@ enum RabbitMQCSocket {
     static func timeout(until deadline: ContinuousClock.Instant) -> timeval {
         let left = max(deadline - .now, .milliseconds(1))
         let (seconds, attoseconds) = left.components
-        return timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        return rmq_timeval(Int(seconds), Int(attoseconds / 1_000_000_000_000))
     }
 }
