@@ -11,27 +11,27 @@
 /// 3. Otherwise the claim wins; if it replaces an expired claim (its holder presumably died),
 ///    ``Verdict/won(replacing:)`` names that claim, so the winner can look for an outcome the holder published
 ///    before it died.
-public struct ClaimArbiter: Sendable {
+struct ClaimArbiter: Sendable {
     /// A claim that holds a payment.
-    public struct Holder: Sendable, Equatable {
+    struct Holder: Sendable, Equatable {
         /// The claim's id.
-        public var claimID: String
+        var claimID: String
         /// When it was made (milliseconds since 1970, on its writer's clock).
-        public var at: Int64
+        var at: Int64
 
         /// Creates a holder.
         ///
         /// - Parameters:
         ///   - claimID: The claim's id.
         ///   - at: When the claim was made, in milliseconds since 1970 on its writer's clock.
-        public init(claimID: String, at: Int64) {
+        init(claimID: String, at: Int64) {
             self.claimID = claimID
             self.at = at
         }
     }
 
     /// The verdict on one claim.
-    public enum Verdict: Sendable, Equatable {
+    enum Verdict: Sendable, Equatable {
         /// The claim holds the payment; `replacing` is the expired claim it took over, if any.
         case won(replacing: Holder?)
         /// The payment already has this outcome: the copy is a duplicate.
@@ -41,7 +41,7 @@ public struct ClaimArbiter: Sendable {
     }
 
     /// What applying a record changed.
-    public enum Change: Sendable, Equatable {
+    enum Change: Sendable, Equatable {
         /// A claim got its verdict.
         case verdict(claimID: String, Verdict)
         /// A payment was settled or its claim released: whoever waits for it should look again.
@@ -64,9 +64,9 @@ public struct ClaimArbiter: Sendable {
     }
 
     /// How long a claim holds its payment, in milliseconds.
-    public let leaseMilliseconds: Int64
+    let leaseMilliseconds: Int64
     /// How long a settlement makes later copies duplicates, in milliseconds.
-    public let windowMilliseconds: Int64
+    let windowMilliseconds: Int64
     /// Keyed by digests of payment ids, which keep a million settlements in tens of megabytes.
     private var settlements: [IDDigest: Settlement] = [:]
     private var holders: [IDDigest: Holder] = [:]
@@ -78,20 +78,20 @@ public struct ClaimArbiter: Sendable {
     /// - Parameters:
     ///   - leaseMilliseconds: How long a claim holds its payment unless settled or released.
     ///   - windowMilliseconds: How long a settlement makes later claims of the payment duplicates.
-    public init(leaseMilliseconds: Int64, windowMilliseconds: Int64) {
+    init(leaseMilliseconds: Int64, windowMilliseconds: Int64) {
         self.leaseMilliseconds = leaseMilliseconds
         self.windowMilliseconds = windowMilliseconds
     }
 
     /// How many settled payments and live claims it remembers.
-    public var count: (settled: Int, held: Int) { (settlements.count, holders.count) }
+    var count: (settled: Int, held: Int) { (settlements.count, holders.count) }
 
     /// Applies the next record of the stream.
     ///
     /// - Parameter record: The record, in stream order; feeding records in another order gives other verdicts.
     /// - Returns: The verdict on a claim record; for a settlement or a release of the current holder,
     ///   ``Change/freed(paymentID:)``; ``Change/none`` for a release of a claim that no longer holds the payment.
-    public mutating func apply(_ record: ClaimRecord) -> Change {
+    mutating func apply(_ record: ClaimRecord) -> Change {
         switch record {
         case .claim(let paymentID, let claimID, let at):
             let key = IDDigest(paymentID)
@@ -123,7 +123,7 @@ public struct ClaimArbiter: Sendable {
     ///   - paymentID: The payment's id.
     ///   - now: The moment to judge from, in milliseconds since 1970.
     /// - Returns: The outcome, or `nil` when the payment has none inside the window.
-    public func outcome(of paymentID: String, now: Int64) -> PaymentOutcome.Kind? {
+    func outcome(of paymentID: String, now: Int64) -> PaymentOutcome.Kind? {
         guard let settlement = settlements[IDDigest(paymentID)], now - settlement.at <= windowMilliseconds else {
             return nil
         }
@@ -134,7 +134,7 @@ public struct ClaimArbiter: Sendable {
     ///
     /// - Parameter paymentID: The payment's id.
     /// - Returns: The latest winning claim, unless it was settled, released or forgotten; it may have expired.
-    public func holder(of paymentID: String) -> Holder? {
+    func holder(of paymentID: String) -> Holder? {
         holders[IDDigest(paymentID)]
     }
 
@@ -145,7 +145,7 @@ public struct ClaimArbiter: Sendable {
     /// claim written by a clock behind `now` still finds what it would have found without forgetting.
     ///
     /// - Parameter now: The present, in milliseconds since 1970.
-    public mutating func forget(asOf now: Int64) {
+    mutating func forget(asOf now: Int64) {
         let slack: Int64 = 60_000
         settlements = settlements.filter { now - $0.value.at <= windowMilliseconds + slack }
         holders = holders.filter { now - $0.value.at < leaseMilliseconds + slack }

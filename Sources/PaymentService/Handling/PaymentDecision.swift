@@ -1,8 +1,8 @@
 /// What is known about one delivery of a payment at one step of its handling: the plain inputs of
 /// ``PaymentDecision/decide(_:policy:hold:)``.
-public struct PaymentFacts: Sendable, Equatable {
+struct PaymentFacts: Sendable, Equatable {
     /// How far this delivery's claim on the payment has got.
-    public enum ClaimProgress: Sendable, Equatable {
+    enum ClaimProgress: Sendable, Equatable {
         /// Not claimed (yet, or again after waiting for another claim).
         case unclaimed
         /// Another instance's live claim holds the payment; it expires in `expiresIn` unless settled or released.
@@ -13,17 +13,17 @@ public struct PaymentFacts: Sendable, Equatable {
     }
 
     /// The attempt this delivery is (1 for the first delivery).
-    public var attempt: Int
+    var attempt: Int
     /// The payment's client.
-    public var clientID: String
+    var clientID: String
     /// The payment's outcome, when it has one inside the dedupe window.
-    public var settled: PaymentOutcome.Kind?
+    var settled: PaymentOutcome.Kind?
     /// Whether the client is registered.
-    public var clientKnown: Bool
+    var clientKnown: Bool
     /// Whether this delivery has already been held for its registration.
-    public var holdTried: Bool
+    var holdTried: Bool
     /// The claim's progress.
-    public var claim: ClaimProgress
+    var claim: ClaimProgress
 
     /// Creates the facts of a delivery.
     ///
@@ -34,7 +34,7 @@ public struct PaymentFacts: Sendable, Equatable {
     ///   - clientKnown: Whether the client is registered.
     ///   - holdTried: Whether the delivery was already held for its registration. Default `false`.
     ///   - claim: How far the delivery's claim has got. Default ``ClaimProgress/unclaimed``.
-    public init(
+    init(
         attempt: Int, clientID: String, settled: PaymentOutcome.Kind? = nil, clientKnown: Bool,
         holdTried: Bool = false, claim: ClaimProgress = .unclaimed
     ) {
@@ -49,7 +49,7 @@ public struct PaymentFacts: Sendable, Equatable {
 
 /// The next step for a payment delivery. Terminal steps end with the delivery acknowledged; the others gather a new
 /// fact and ask again.
-public enum PaymentDecision: Sendable, Equatable {
+enum PaymentDecision: Sendable, Equatable {
     /// The payment already has this outcome: acknowledge the copy, publish nothing (terminal).
     case skipDuplicate(PaymentOutcome.Kind)
     /// Wait up to this long for the client's registration, then decide again.
@@ -68,7 +68,7 @@ public enum PaymentDecision: Sendable, Equatable {
     case park(reason: String)
 
     /// Whether the step ends the handling of the delivery.
-    public var isTerminal: Bool {
+    var isTerminal: Bool {
         switch self {
         case .skipDuplicate, .retry, .process, .park: true
         case .hold, .claim, .waitForHolder, .lookForEarlierOutcome: false
@@ -85,7 +85,7 @@ public enum PaymentDecision: Sendable, Equatable {
     ///   - policy: When to retry and when to park a payment of an unknown client.
     ///   - hold: Whether, and how long, a payment of an unknown client is held first.
     /// - Returns: The next step; a step that is not ``isTerminal`` gathers a new fact, and the caller decides again.
-    public static func decide(_ facts: PaymentFacts, policy: RetryPolicy, hold: HoldPolicy) -> PaymentDecision {
+    static func decide(_ facts: PaymentFacts, policy: RetryPolicy, hold: HoldPolicy) -> PaymentDecision {
         if let settled = facts.settled { return .skipDuplicate(settled) }
         var parkReason: String?
         if !facts.clientKnown {

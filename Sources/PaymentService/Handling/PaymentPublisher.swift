@@ -68,7 +68,7 @@ struct PaymentPublisher: Sendable {
 }
 
 /// The delay mechanism in use once `auto` is resolved.
-public enum ResolvedDelayMode: String, Sendable {
+enum ResolvedDelayMode: String, Sendable {
     /// The delayed-message plugin's exchange.
     case plugin
     /// TTL queues per delay level.
