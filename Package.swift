@@ -12,11 +12,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "RabbitMQ", targets: ["RabbitMQ"]),
-        .executable(name: "amqp-bench", targets: ["AMQPBenchmark"]),
         .library(name: "PaymentService", targets: ["PaymentService"]),
         .executable(name: "consumer", targets: ["PaymentConsumer"]),
         .executable(name: "producer", targets: ["PaymentProducer"]),
-        .executable(name: "payment-bench", targets: ["PaymentBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -39,17 +37,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: swiftSettings
-        ),
-        // The raw rabbitmq-c programs the benchmark measures the Swift library against.
-        .target(
-            name: "CBenchmark",
-            dependencies: ["CRabbitMQ"],
-            linkerSettings: [.linkedLibrary("rabbitmq")]
-        ),
-        .executableTarget(
-            name: "AMQPBenchmark",
-            dependencies: ["RabbitMQ", "CBenchmark"],
             swiftSettings: swiftSettings
         ),
         // The payment service: events, client registry, retry policy, handlers and topology.
@@ -81,15 +68,6 @@ let package = Package(
         .executableTarget(
             name: "PaymentProducer",
             dependencies: ["PaymentCommandLine", "PaymentService"],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "PaymentBenchmark",
-            dependencies: [
-                "PaymentCommandLine", "PaymentService", "RabbitMQ",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

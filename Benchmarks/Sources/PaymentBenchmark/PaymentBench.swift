@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Logging
-import PaymentCommandLine
 import PaymentService
 import RabbitMQ
 
@@ -306,3 +305,7 @@ struct PaymentBench: AsyncParsableCommand {
         }
     }
 }
+
+/// `--log-level`. The one thing payment-bench took from the root package's PaymentCommandLine (which declares the same
+/// conformance for consumer and producer): declared here, so that module need not become a product of the library.
+extension Logger.Level: @retroactive ExpressibleByArgument {}
