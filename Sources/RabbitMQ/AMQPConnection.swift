@@ -44,8 +44,13 @@ public final class AMQPConnection: Sendable, Service {
     /// - Parameters:
     ///   - configuration: Where and how to connect.
     ///   - logger: Where the connection logs (at `info` and below); the library never bootstraps logging.
-    /// - Throws: ``AMQPError`` with code `hostNotFound`, `connectionRefused`, `connectTimeout`, `tlsFailure`,
-    ///   `authenticationFailed` (403), `virtualHostNotAccessible` (530) or `invalidConfiguration`.
+    /// - Returns: The open connection, logged in.
+    /// - Throws: ``AMQPError`` with code `invalidConfiguration` (nothing is attempted), `hostNotFound`,
+    ///   `connectionRefused`, `connectTimeout`, `tlsFailure`, `authenticationFailed` (403), `virtualHostNotAccessible`
+    ///   (530), `authenticationMechanismUnsupported`, `connectionClosedByBroker` for another refusal during the
+    ///   handshake, `connectionLost` when the broker drops the connection during the handshake, or `libraryError` when
+    ///   rabbitmq-c or the system cannot provide a connection. The call does not end early when its task is cancelled;
+    ///   ``AMQPConfiguration/connectTimeout`` bounds it, the host name lookup excepted.
     public static func connect(
         configuration: AMQPConfiguration, logger: Logger = Logger(label: "rabbitmq")
     ) async throws -> AMQPConnection {
@@ -63,6 +68,13 @@ public final class AMQPConnection: Sendable, Service {
     }
 
     /// Connects to the broker a URL names, such as `amqp://user:password@host:5672/vhost?heartbeat=10`.
+    ///
+    /// - Parameters:
+    ///   - url: The broker's `amqp://` or `amqps://` URL; see ``AMQPConfiguration/init(url:)`` for what it may say.
+    ///   - logger: Where the connection logs (at `info` and below); the library never bootstraps logging.
+    /// - Returns: The open connection, logged in.
+    /// - Throws: ``AMQPError``: `invalidConfiguration` when the URL cannot be parsed or names an invalid setting
+    ///   (nothing is attempted); otherwise what ``connect(configuration:logger:)`` throws.
     public static func connect(url: String, logger: Logger = Logger(label: "rabbitmq")) async throws -> AMQPConnection {
         try await connect(configuration: AMQPConfiguration(url: url), logger: logger)
     }
@@ -90,12 +102,15 @@ public final class AMQPConnection: Sendable, Service {
     /// keeps the newest 256 events nobody has read, and ends when the connection ends. Iterate it from one task.
     public var recoveryEvents: AsyncStream<AMQPRecoveryEvent> { core.recoveryEvents }
 
-    /// Opens a channel (`channel.open`) on the lowest free channel number.
+    /// Opens a channel (`channel.open`) on a free channel number. Numbers are handed out in turn, so the number of a
+    /// channel just closed is not used again at once.
     ///
     /// - Returns: The open channel. It keeps the connection alive while it is referenced.
-    /// - Throws: ``AMQPError``: `invalidArgument` when every channel number is in use, `connectionClosed` once the
-    ///   connection is closed or closing, `connectionLost` (retriable) while it recovers, or the broker's refusal;
-    ///   `CancellationError` when the task is cancelled first.
+    /// - Throws: ``AMQPError``: `invalidArgument` when every channel number is in use, `connectionClosed` while the
+    ///   connection closes or once the application closed it, the error it ended with once it failed for good
+    ///   (`connectionClosedByBroker` or `connectionLost`), `connectionLost` (retriable) while it recovers or when it
+    ///   fails before the broker answers, or the broker's refusal; `CancellationError` when the task is cancelled
+    ///   first.
     public func openChannel() async throws -> AMQPChannel {
         let state = try await core.request { connection, reply in
             connection.openChannel(reply: reply)

@@ -22,6 +22,11 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
     }
 
     /// Cancels the consumer (`basic.cancel`); the sequence delivers what was already on its way, then ends.
+    ///
+    /// - Throws: ``AMQPError``, as ``AMQPChannel/cancel(consumerTag:)`` does: `channelClosed` on a closed channel, or
+    ///   the error the connection ended with; `connectionLost` (retriable) when the connection fails before the broker
+    ///   answers, and recovery then restarts the consumer. `CancellationError` when the task is cancelled before the
+    ///   broker answers; the cancellation may still take effect.
     public func cancel() async throws {
         try await channel.cancel(consumerTag: tag)
     }
@@ -42,8 +47,15 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
 
         /// The next delivery, or nil once the consumer was cancelled.
         ///
-        /// - Throws: ``AMQPError``: `invalidArgument` from an iterator made after the first one, or the reason the
-        ///   consumer ended (`consumerCancelledByBroker`, the channel's or the connection's error).
+        /// Cancelling the iterating task ends the sequence with nil, not with `CancellationError`, and cancels the
+        /// consumer.
+        ///
+        /// - Returns: The next delivery; nil once the consumer was cancelled by the application and the deliveries
+        ///   already on their way were read, once the iterating task was cancelled, and after the error that ended
+        ///   the sequence was thrown.
+        /// - Throws: ``AMQPError``: `invalidArgument` from an iterator made after the first one, or when two tasks call
+        ///   `next()` on copies of one iterator at the same time; otherwise, once, the reason the consumer ended
+        ///   (`consumerCancelledByBroker`, the channel's or the connection's error).
         public mutating func next() async throws -> AMQPDelivery? {
             guard !isSecond else {
                 throw AMQPError(

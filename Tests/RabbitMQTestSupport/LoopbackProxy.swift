@@ -24,6 +24,10 @@ public final class LoopbackProxy: Sendable {
     private let state = Mutex(State())
 
     /// Starts a proxy on a free loopback port, forwarding to `targetPort` on 127.0.0.1.
+    ///
+    /// - Parameter targetPort: The port on 127.0.0.1 to forward to, normally the broker's.
+    /// - Throws: ``TestTimeout`` (with `seconds` 0 and `what` "a listening socket") when the listening socket cannot be
+    ///   bound or cannot listen. No time limit is involved: the type is only reused to report the failure.
     public init(targetPort: Int) throws {
         self.targetPort = targetPort
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -8,6 +8,10 @@ public struct TestTimeout: Error, CustomStringConvertible {
     public let what: String
 
     /// Creates the error.
+    ///
+    /// - Parameters:
+    ///   - seconds: How long the test waited, in seconds.
+    ///   - what: What it waited for, as a phrase that completes "waiting for".
     public init(seconds: Double, what: String) {
         self.seconds = seconds
         self.what = what
@@ -20,7 +24,15 @@ public struct TestTimeout: Error, CustomStringConvertible {
 /// Runs `body`, failing with ``TestTimeout`` if it takes longer than `seconds`: no test waits forever.
 ///
 /// The body runs in a task of its own that is cancelled on timeout, and the timeout does not wait for it to end, so
-/// even a body stuck in something that ignores cancellation cannot hang the test.
+/// even a body stuck in something that ignores cancellation cannot hang the test. Cancelling the calling task does
+/// not end the wait early.
+///
+/// - Parameters:
+///   - seconds: The limit, in seconds.
+///   - what: What the test waits for, named in the ``TestTimeout``.
+///   - body: The work to run.
+/// - Returns: What `body` returned.
+/// - Throws: ``TestTimeout`` when `body` has not finished after `seconds`; otherwise whatever `body` threw.
 public func withTimeout<T: Sendable>(
     _ seconds: Double, _ what: String = "the operation", _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
@@ -48,6 +60,8 @@ public final class OneShot<Value: Sendable>: Sendable {
     public init() {}
 
     /// Sets the value; only the first call counts.
+    ///
+    /// - Parameter value: The value, handed to the waiting task if there is one.
     public func fulfil(_ value: Value) {
         let waiter = state.withLock { state -> CheckedContinuation<Value, Never>? in
             guard state.value == nil else { return nil }
