@@ -5,9 +5,15 @@ import RabbitMQ
 
 /// The options both tools share: where the broker is, and how to log.
 public struct ConnectionOptions: ParsableArguments {
-    /// The broker's URL; defaults to `AMQP_URL`, else the local broker.
-    @Option(help: "The broker's URL (default: $AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/).")
-    public var url: String?
+    /// The broker's URLs: one per cluster node, in the order connections try them; defaults to `AMQP_URL`, else the
+    /// local broker.
+    @Option(
+        help: ArgumentHelp(
+            "A broker URL; repeat it (or separate URLs with commas) for the nodes of a cluster, tried in order when "
+                + "connecting and recovering (default: $AMQP_URL, which may hold several comma-separated URLs, else "
+                + "amqp://guest:guest@127.0.0.1:5672/).",
+            valueName: "url"))
+    public var url: [String] = []
 
     /// The lowest level logged.
     @Option(help: "The lowest level logged: trace, debug, info, notice, warning, error or critical.")
@@ -24,21 +30,27 @@ public struct ConnectionOptions: ParsableArguments {
     /// Creates the options with their defaults.
     public init() {}
 
-    /// The URL used: the option, else `AMQP_URL`, else the local broker.
-    public var effectiveURL: String {
-        url ?? ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/"
+    /// The URLs used, in order: those of `--url`, else those of `AMQP_URL`, else the local broker. A value may hold
+    /// several URLs separated by commas (an AMQP URL has no unencoded comma of its own).
+    public var effectiveURLs: [String] {
+        let given = url.isEmpty ? [ProcessInfo.processInfo.environment["AMQP_URL"] ?? ""] : url
+        let urls = given.flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return urls.isEmpty ? ["amqp://guest:guest@127.0.0.1:5672/"] : urls
     }
 
-    /// The connection configuration the URL describes.
+    /// The connection configuration the URLs describe: the first URL's broker, then the others' as failover
+    /// endpoints.
     ///
-    /// - Returns: The configuration of ``effectiveURL``, already validated.
-    /// - Throws: ArgumentParser's `ValidationError` when the URL is invalid, carrying the URL parser's reason, which
-    ///   never contains the password.
+    /// - Returns: The configuration of ``effectiveURLs``, already validated.
+    /// - Throws: ArgumentParser's `ValidationError` when a URL is invalid, or the URLs disagree on more than their
+    ///   host and port, carrying the URL parser's reason, which never contains a password.
     public func configuration() throws -> AMQPConfiguration {
         do {
-            return try AMQPConfiguration(url: effectiveURL)
+            return try AMQPConfiguration(urls: effectiveURLs)
         } catch let error as AMQPError {
-            throw ValidationError("invalid broker URL: \(error.message)")
+            let noun = effectiveURLs.count > 1 ? "broker URLs" : "broker URL"
+            throw ValidationError("invalid \(noun): \(error.message)")
         }
     }
 

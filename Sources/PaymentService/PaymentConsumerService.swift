@@ -321,8 +321,10 @@ public final class PaymentConsumerService: Service {
                     metadata: [
                         "connection": "\(name)", "attempt": "\(attempt)", "error": "\(error)", "retry_in": "\(delay)",
                     ])
-            case .recovered(let attempts):
-                logger.notice("connection recovered", metadata: ["connection": "\(name)", "attempts": "\(attempts)"])
+            case .recovered(let attempts, let endpoint):
+                logger.notice(
+                    "connection recovered",
+                    metadata: ["connection": "\(name)", "attempts": "\(attempts)", "endpoint": "\(endpoint)"])
             case .queueRenamed:
                 break
             case .gaveUp(let error):

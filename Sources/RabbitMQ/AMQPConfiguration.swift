@@ -32,6 +32,12 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible, Cu
     public var host: String
     /// The broker's TCP port, 1...65535. Default 5672, or 5671 (AMQP over TLS) when ``tls`` is set.
     public var port: Int
+    /// Further nodes of the same cluster, tried in order after ``host``:``port`` when a connection is made or
+    /// recovered (see ``endpoints``). Default empty: one broker.
+    public var failoverEndpoints: [Endpoint] = []
+    /// Whether each walk of ``endpoints`` takes them in a new random order, which spreads many clients over the
+    /// nodes; otherwise the first endpoint that answers is used. Default `false`.
+    public var shuffleEndpoints = false
     /// The virtual host to open (`connection.open`), at most 255 bytes of UTF-8. Default `"/"`.
     public var virtualHost: String
     /// The user name for ``Authentication/plain``, at most 255 bytes of UTF-8. Default `"guest"`.
@@ -146,7 +152,7 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible, Cu
 
     /// Checks every rule a configuration must follow before it can be used.
     ///
-    /// The rules: ``host`` is not empty; ``port`` is within 1...65535; ``heartbeat`` is not negative and at most
+    /// The rules: ``host`` is not empty; ``port`` is within 1...65535; so are those of every failover endpoint; ``heartbeat`` is not negative and at most
     /// 65535 seconds once rounded up; ``connectTimeout`` is longer than zero; ``frameMax`` is 0 or at least 4096;
     /// ``virtualHost``, ``username`` and ``connectionName`` fit an AMQP short string (255 bytes of UTF-8);
     /// no text contains a NUL character; ``Authentication/external`` comes with a TLS client certificate; and ``tls``
@@ -198,6 +204,7 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible, Cu
                 "authentication .external (SASL EXTERNAL) needs TLS with a client certificate: "
                     + "set tls.clientCertificatePath and tls.clientKeyPath")
         }
+        try validateFailoverEndpoints()
         try tls?.validate()
     }
 
@@ -209,8 +216,16 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible, Cu
     /// connect timeout come back rounded up (``heartbeatSeconds``, ``connectTimeoutMilliseconds``); an empty virtual
     /// host comes back as `/`; ``TLS/verifyHostname`` comes back off whenever ``TLS/verifyPeer`` is off; and
     /// ``TLS/serverName`` is dropped when ``TLS/verifyHostname`` is off but ``TLS/verifyPeer`` is on.
+    ///
+    /// With ``failoverEndpoints``, one such URL per endpoint, separated by commas (as ``init(urls:)`` reads them once
+    /// split).
     public var description: String {
-        urlString(password: Self.redacted)
+        endpoints.map { endpoint in
+            var single = self
+            single.host = endpoint.host
+            single.port = endpoint.port
+            return single.urlString(password: Self.redacted)
+        }.joined(separator: ",")
     }
 
     /// The value field by field, in initializer syntax, with exact durations; the password is shown as `***`.
@@ -218,6 +233,8 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible, Cu
         var fields = [
             "host: \(String(reflecting: host))",
             "port: \(port)",
+            "failoverEndpoints: \(failoverEndpoints)",
+            "shuffleEndpoints: \(shuffleEndpoints)",
             "virtualHost: \(String(reflecting: virtualHost))",
             "username: \(String(reflecting: username))",
             "password: \(Self.redacted)",
@@ -283,6 +300,8 @@ extension AMQPConfiguration: CustomReflectable {
             children: [
                 "host": host,
                 "port": port,
+                "failoverEndpoints": failoverEndpoints,
+                "shuffleEndpoints": shuffleEndpoints,
                 "virtualHost": virtualHost,
                 "username": username,
                 "password": Self.redacted,

@@ -82,6 +82,10 @@ public final class AMQPConnection: Sendable, Service {
     /// The configuration the connection was made with.
     public var configuration: AMQPConfiguration { core.configuration }
 
+    /// The endpoint (a node of ``AMQPConfiguration/endpoints``) the connection is on; while it recovers, the one it
+    /// was on last.
+    public var endpoint: AMQPConfiguration.Endpoint { core.endpoint }
+
     /// What the handshake negotiated.
     public var parameters: Parameters { core.parameters }
 

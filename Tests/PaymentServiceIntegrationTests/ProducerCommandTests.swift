@@ -41,6 +41,25 @@ final class ProducerCommandTests: PaymentScenarioTestCase {
         XCTAssertEqual(clients, 0)
     }
 
+    func testTheProducerWalksItsURLsUntilABrokerAnswersAndNamesEachWhenNoneDoes() async throws {
+        try await declareTopology()
+        // Nothing listens on loopback ports 1 and 2: those nodes are down.
+        let dead = ["amqp://guest:guest@127.0.0.1:1/", "amqp://guest:guest@127.0.0.1:2/"]
+        let walked = try await RunningProgram.run(
+            "producer", ["client", "c-walk", "--url", dead[0], "--url", dead[1] + "," + PaymentTestBroker.url,
+                         "--name-prefix", prefix], seconds: 30)
+        XCTAssertEqual(walked.status, 0, walked.stderrTail)
+        XCTAssertEqual(walked.stdoutLines, ["c-walk"])
+        let clients = try await broker.messageCount(topology.clientsQueue)
+        XCTAssertEqual(clients, 1)
+
+        let failed = try await RunningProgram.run(
+            "producer", ["client", "c-none", "--url", dead.joined(separator: ","), "--name-prefix", prefix], seconds: 30)
+        XCTAssertNotEqual(failed.status, 0)
+        XCTAssertTrue(failed.stderr.contains("127.0.0.1:1") && failed.stderr.contains("127.0.0.1:2"), failed.stderrTail)
+        XCTAssertEqual(failed.stdout, "")
+    }
+
     func testPublishingBeforeAnyConsumerDeclaredTheQueuesAsksToStartTheConsumer() async throws {
         let result = try await runProducer(["payment", "X"])
         XCTAssertTrue(result.exited)

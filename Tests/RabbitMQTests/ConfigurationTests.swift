@@ -540,8 +540,8 @@ final class ConfigurationTests: XCTestCase {
         let mirror = Mirror(reflecting: configuration)
         let password = mirror.children.first { $0.label == "password" }?.value as? String
         XCTAssertEqual(password, "***")
-        // Every stored property, so none escapes the redacted mirror (14 since recovery and the blocked-publish timeout).
-        XCTAssertEqual(mirror.children.count, 14)
+        // Every stored property, so none escapes the redacted mirror (16 since the failover endpoints and their shuffling).
+        XCTAssertEqual(mirror.children.count, 16)
         XCTAssertNotNil(mirror.children.first { $0.label == "recovery" })
     }
 

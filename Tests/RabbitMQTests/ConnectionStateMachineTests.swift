@@ -7,11 +7,13 @@ final class ConnectionStateMachineTests: XCTestCase {
 
     private let start = ContinuousClock.now
     private let socketBroke = AMQPError(.connectionLost, "socket broke")
+    private let node = AMQPConfiguration.Endpoint(host: "127.0.0.1", port: 5672)
 
     private func machine(
         recovery: AMQPConfiguration.Recovery = .disabled, channelMax: UInt16 = 8
     ) -> Machine {
-        var machine = Machine(channelMax: channelMax, recovery: recovery, closeTimeout: .seconds(5))
+        var machine = Machine(
+            channelMax: channelMax, recovery: recovery, endpoints: [node], connectedTo: node, closeTimeout: .seconds(5))
         machine.jitter = { 1.0 }
         return machine
     }
@@ -194,16 +196,16 @@ final class ConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.recoveryStep(now: start), .none)
         _ = machine.connectionFailed(socketBroke, now: start)
         XCTAssertEqual(machine.recoveryStep(now: start), .wait(.seconds(1)))
-        XCTAssertEqual(machine.recoveryStep(now: start + .seconds(1)), .attempt(1))
+        XCTAssertEqual(machine.recoveryStep(now: start + .seconds(1)), .connect(attempt: 1, endpoint: node))
 
-        let failed = machine.recoveryAttemptFailed(AMQPError(.connectionRefused, "refused"), now: start + .seconds(1))
+        let failed = machine.recoveryEndpointFailed(AMQPError(.connectionRefused, "refused"), now: start + .seconds(1))
         guard case .report(.attemptFailed(let attempt, _, let next)) = failed.first else { return XCTFail("\(failed)") }
         XCTAssertEqual(attempt, 1)
         XCTAssertEqual(next, .seconds(2))
         XCTAssertEqual(machine.recoveryStep(now: start + .seconds(2)), .wait(.seconds(1)))
-        XCTAssertEqual(machine.recoveryStep(now: start + .seconds(3)), .attempt(2))
+        XCTAssertEqual(machine.recoveryStep(now: start + .seconds(3)), .connect(attempt: 2, endpoint: node))
 
-        XCTAssertEqual(actionNames(machine.recoverySucceeded()), ["report(recovered 2)"])
+        XCTAssertEqual(actionNames(machine.recoverySucceeded()), ["report(recovered 2 on 127.0.0.1:5672)"])
         XCTAssertTrue(machine.isConnected)
         XCTAssertEqual(machine.recoveryStep(now: start + .seconds(3)), .none)
     }
@@ -211,7 +213,7 @@ final class ConnectionStateMachineTests: XCTestCase {
     func testRecoveryGivesUpAfterTheLastAttempt() {
         var machine = machine(recovery: recovering(maxAttempts: 1))
         _ = machine.connectionFailed(socketBroke, now: start)
-        let actions = machine.recoveryAttemptFailed(AMQPError(.connectionRefused, "refused"), now: start)
+        let actions = machine.recoveryEndpointFailed(AMQPError(.connectionRefused, "refused"), now: start)
         XCTAssertEqual(actionNames(actions), ["report(gaveUp)", "recordEnd(socket broke)", "finish"])
         XCTAssertEqual(machine.endedError?.message, "socket broke", "the connection ends with the failure it could not get over")
         XCTAssertEqual(machine.recoveryStep(now: start), .none)
@@ -226,7 +228,7 @@ final class ConnectionStateMachineTests: XCTestCase {
         XCTAssertTrue(machine.isEnded)
         XCTAssertEqual(machine.endedError?.code, .connectionClosed)
         XCTAssertEqual(machine.refusal(forChannel: id)?.code, .connectionClosed)
-        XCTAssertEqual(actionNames(machine.recoveryAttemptFailed(socketBroke, now: start)), [])
+        XCTAssertEqual(actionNames(machine.recoveryEndpointFailed(socketBroke, now: start)), [])
         XCTAssertEqual(actionNames(machine.recoverySucceeded()), [], "a late success does not reopen an ended connection")
     }
 
@@ -244,7 +246,7 @@ final class ConnectionStateMachineTests: XCTestCase {
         var machine = machine(recovery: recovering())
         _ = machine.connectionFailed(socketBroke, now: start)
         XCTAssertEqual(actionNames(machine.connectionFailed(socketBroke, now: start)), [])
-        XCTAssertEqual(machine.recoveryStep(now: start + .seconds(1)), .attempt(1))
+        XCTAssertEqual(machine.recoveryStep(now: start + .seconds(1)), .connect(attempt: 1, endpoint: node))
     }
 
     func testSilenceBeyondTheLimitFailsTheConnection() {
@@ -274,7 +276,7 @@ final class ConnectionStateMachineTests: XCTestCase {
                 case .started: "report(started)"
                 case .attemptFailed: "report(attemptFailed)"
                 case .queueRenamed: "report(queueRenamed)"
-                case .recovered(let attempts): "report(recovered \(attempts))"
+                case .recovered(let attempts, let endpoint): "report(recovered \(attempts) on \(endpoint))"
                 case .gaveUp: "report(gaveUp)"
                 }
             }

@@ -11,6 +11,7 @@ final class ConnectionCore: Sendable {
         var blocked: String?
         var unblockWaiters = WaiterList<Void>()
         var recovering: AMQPError?
+        var endpoint: AMQPConfiguration.Endpoint?
     }
 
     let configuration: AMQPConfiguration
@@ -119,12 +120,20 @@ final class ConnectionCore: Sendable {
         !end.isSettled
     }
 
-    /// Records what the handshake negotiated (called once, by the I/O thread).
-    func didOpen(parameters: AMQPConnection.Parameters, serverProperties: AMQPTable) {
+    /// Records what the handshake negotiated, and with which endpoint (by the I/O thread, at every connect).
+    func didOpen(
+        parameters: AMQPConnection.Parameters, serverProperties: AMQPTable, endpoint: AMQPConfiguration.Endpoint
+    ) {
         state.withLock {
             $0.parameters = parameters
             $0.serverProperties = serverProperties
+            $0.endpoint = endpoint
         }
+    }
+
+    /// The endpoint the connection is on (or was on last, while it recovers).
+    var endpoint: AMQPConfiguration.Endpoint {
+        state.withLock { $0.endpoint } ?? configuration.endpoints[0]
     }
 
     /// Records `connection.blocked` (with the broker's reason) or `connection.unblocked` (nil), which releases the

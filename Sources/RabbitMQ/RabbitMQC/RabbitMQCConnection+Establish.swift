@@ -9,10 +9,10 @@ import Darwin
 
 /// Making a rabbitmq-c connection: used at start and by every recovery attempt.
 extension RabbitMQCConnection {
-    /// Opens a rabbitmq-c connection and logs in: TCP (or TLS), then the AMQP handshake, all within the connect
+    /// Opens a rabbitmq-c connection to `endpoint` and logs in: TCP (or TLS), then the AMQP handshake, all within the connect
     /// timeout. Used at start and by every recovery attempt.
     static func establish(
-        _ configuration: AMQPConfiguration, pool: UnsafeMutablePointer<amqp_pool_t>
+        _ configuration: AMQPConfiguration, endpoint: AMQPConfiguration.Endpoint, pool: UnsafeMutablePointer<amqp_pool_t>
     ) throws(AMQPError) -> amqp_connection_state_t {
         guard let state = amqp_new_connection() else {
             throw AMQPError(.libraryError, "rabbitmq-c could not allocate a connection")
@@ -26,11 +26,11 @@ extension RabbitMQCConnection {
         let deadline = ContinuousClock.now + configuration.connectTimeout
         var timeout = RabbitMQCSocket.timeout(until: deadline)
         errno = 0
-        let status = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
+        let status = amqp_socket_open_noblock(socket, endpoint.host, Int32(endpoint.port), &timeout)
         let savedErrno = errno
         guard status == AMQP_STATUS_OK.rawValue else {
             throw RabbitMQCErrors.socketOpen(
-                status: status, savedErrno: savedErrno, host: configuration.host, port: configuration.port)
+                status: status, savedErrno: savedErrno, host: endpoint.host, port: endpoint.port)
         }
         var handshakeTimeout = RabbitMQCSocket.timeout(until: deadline)
         _ = amqp_set_handshake_timeout(state, &handshakeTimeout)

@@ -42,14 +42,19 @@ final class RabbitMQCConnection {
     /// False between a failure that started recovery (which destroyed the C connection) and the next success.
     var hasLiveState = true
 
-    private init(core: ConnectionCore, state: amqp_connection_state_t, pool: UnsafeMutablePointer<amqp_pool_t>) {
+    private init(
+        core: ConnectionCore, state: amqp_connection_state_t, pool: UnsafeMutablePointer<amqp_pool_t>,
+        endpoint: AMQPConfiguration.Endpoint
+    ) {
         self.core = core
         self.logger = core.logger
         self.state = state
         self.pool = pool
         self.socketDescriptor = amqp_get_sockfd(state)
         self.machine = ConnectionStateMachine(
-            channelMax: UInt16(clamping: amqp_get_channel_max(state)), recovery: core.configuration.recovery)
+            channelMax: UInt16(clamping: amqp_get_channel_max(state)), recovery: core.configuration.recovery,
+            endpoints: core.configuration.endpoints, shuffleEndpoints: core.configuration.shuffleEndpoints,
+            connectedTo: endpoint)
         self.tick = Self.tick(for: state)
         self.nextHousekeeping = .now + tick
         self.silenceLimit = Self.silenceLimit(for: state)
@@ -96,22 +101,31 @@ final class RabbitMQCConnection {
         let configuration = core.configuration
         let pool = UnsafeMutablePointer<amqp_pool_t>.allocate(capacity: 1)
         init_amqp_pool(pool, 4096)
-        let state: amqp_connection_state_t
-        do {
-            state = try establish(configuration, pool: pool)
-        } catch {
-            empty_amqp_pool(pool)
-            pool.deallocate()
-            throw error
+        // One walk of the endpoints, with no pause between them; when each one failed, the error names them all.
+        var round = EndpointRound(configuration.endpoints, shuffled: configuration.shuffleEndpoints)
+        while let endpoint = round.current {
+            do {
+                let state = try establish(configuration, endpoint: endpoint, pool: pool)
+                let connection = RabbitMQCConnection(core: core, state: state, pool: pool, endpoint: endpoint)
+                connection.didEstablish()
+                return connection
+            } catch {
+                if configuration.endpoints.count > 1 {
+                    core.logger.info(
+                        "could not connect to an endpoint",
+                        metadata: ["amqp.endpoint": "\(endpoint)", "amqp.error": "\(error)"])
+                }
+                round.fail(error)
+            }
         }
-        let connection = RabbitMQCConnection(core: core, state: state, pool: pool)
-        connection.logger[metadataKey: "amqp.connection"] = "\(configuration.host):\(configuration.port)"
-        connection.didEstablish()
-        return connection
+        empty_amqp_pool(pool)
+        pool.deallocate()
+        throw round.error
     }
 
-    /// Records what a new rabbitmq-c connection negotiated.
+    /// Records what a new rabbitmq-c connection negotiated, and where it is.
     func didEstablish() {
+        logger[metadataKey: "amqp.connection"] = "\(machine.endpoint)"
         let parameters = AMQPConnection.Parameters(
             heartbeat: .seconds(Int(amqp_get_heartbeat(state))),
             frameMax: UInt32(clamping: amqp_get_frame_max(state)),
@@ -122,7 +136,7 @@ final class RabbitMQCConnection {
         } else {
             serverProperties = AMQPTable()
         }
-        core.didOpen(parameters: parameters, serverProperties: serverProperties)
+        core.didOpen(parameters: parameters, serverProperties: serverProperties, endpoint: machine.endpoint)
         logger.debug(
             "AMQP connection open",
             metadata: [

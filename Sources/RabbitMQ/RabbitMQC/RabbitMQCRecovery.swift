@@ -35,14 +35,14 @@ extension RabbitMQCConnection {
                 _ = poll(&wake, 1, min(Int32(clamping: delay.roundedUpMilliseconds), tickMilliseconds))
                 core.commands.didWake(drain: wake.revents & Int16(POLLIN) != 0)
             }
-        case .attempt(let attempt):
-            attemptRecovery(attempt)
+        case .connect(let attempt, let endpoint):
+            attemptRecovery(attempt, on: endpoint)
         }
     }
 
-    private func attemptRecovery(_ attempt: Int) {
+    private func attemptRecovery(_ attempt: Int, on endpoint: AMQPConfiguration.Endpoint) {
         do {
-            state = try Self.establish(core.configuration, pool: pool)
+            state = try Self.establish(core.configuration, endpoint: endpoint, pool: pool)
             hasLiveState = true
             socketDescriptor = amqp_get_sockfd(state)
             tick = Self.tick(for: state)
@@ -56,15 +56,16 @@ extension RabbitMQCConnection {
                 hasLiveState = false
             }
             logger.info(
-                "AMQP connection recovery attempt failed",
-                metadata: ["amqp.attempt": "\(attempt)", "amqp.error": "\(error)"])
-            apply(machine.recoveryAttemptFailed(error, now: .now))
+                "AMQP connection recovery could not reach an endpoint",
+                metadata: ["amqp.attempt": "\(attempt)", "amqp.endpoint": "\(endpoint)", "amqp.error": "\(error)"])
+            apply(machine.recoveryEndpointFailed(error, now: .now))
             if isEnded { logger.info("AMQP connection recovery gave up", metadata: ["amqp.attempts": "\(attempt)"]) }
             return
         }
         apply(machine.recoverySucceeded())
         didEstablish()
-        logger.info("AMQP connection recovered", metadata: ["amqp.attempts": "\(attempt)"])
+        logger.info(
+            "AMQP connection recovered", metadata: ["amqp.attempts": "\(attempt)", "amqp.endpoint": "\(endpoint)"])
     }
 
     // MARK: - Topology

@@ -12,84 +12,6 @@
 /// `Waiter` is whatever the application waits on for a graceful close to finish; the machine only keeps and hands
 /// back the waiters, so tests use plain values.
 struct ConnectionStateMachine<Waiter> {
-    /// Where the connection is in its life.
-    enum Phase {
-        /// Open and usable.
-        case open
-        /// A graceful close is under way (see ``Closing``).
-        case closing(Closing)
-        /// The connection failed and a new one is being made: no C connection exists.
-        case recovering(Recovering)
-        /// Over for good: `cause` is nil when the application closed it.
-        case ended(cause: AMQPError?)
-    }
-
-    /// A graceful close: first consumers are cancelled and confirms awaited, then channels are closed, then the
-    /// connection; each stage ends when done or at its deadline.
-    struct Closing {
-        var deadline: ContinuousClock.Instant
-        var channelsClosed: Bool
-        var waiters: [Waiter]
-    }
-
-    /// Automatic recovery: why, which attempt comes next and when.
-    struct Recovering {
-        var cause: AMQPError
-        var attempt: Int
-        var nextAttempt: ContinuousClock.Instant
-    }
-
-    /// Where one channel is in its life. A channel the machine does not hold is closed.
-    enum ChannelPhase {
-        /// `channel.open` is on its way.
-        case opening
-        case open
-        /// The application asked to close it; calls made now fail with `error`.
-        case closing(AMQPError)
-    }
-
-    /// What the I/O thread must do, in order.
-    enum Action {
-        /// Send `basic.cancel` for every consumer (a graceful close begins).
-        case cancelConsumers
-        /// Send `channel.close` (200, `reason`) on these channels.
-        case closeChannels([UInt16], reason: String)
-        /// Send `connection.close` (200) and wait for `close-ok`; then report ``connectionCloseCompleted()``.
-        case sendConnectionClose
-        /// The connection failed but will be recovered: fail what was in flight with `error` (retriable), keeping
-        /// channels, consumers and settings; forget the channels listed in `forget`, which were closing.
-        case interruptChannels(error: AMQPError, forget: [UInt16])
-        /// Fail every channel, consumer, confirm and queued command with `error`; consumers end with
-        /// `consumerError` (normally when nil). Refuse further commands.
-        case finish(error: AMQPError, consumerError: AMQPError?)
-        /// Record for every task that the connection ended, and how (nil: closed by the application).
-        case recordEnd(AMQPError?)
-        /// Tell the application about recovery.
-        case report(AMQPRecoveryEvent)
-        /// Let these graceful-close waiters go.
-        case resumeCloseWaiters([Waiter])
-    }
-
-    /// What to do about a recovery that is under way, at a given instant.
-    enum RecoveryStep: Equatable {
-        /// Nothing: the connection is not recovering.
-        case none
-        /// Wait this long before the next attempt.
-        case wait(Duration)
-        /// Make attempt number `n` now.
-        case attempt(Int)
-    }
-
-    /// How the application's request to close one channel is carried out.
-    enum ChannelCloseDecision: Equatable {
-        /// It is already closed or closing: nothing to send.
-        case alreadyClosed
-        /// No connection to tell (recovering): the channel is forgotten at once.
-        case forgotten
-        /// Send `channel.close` and wait for `close-ok` (then report ``channelClosed(_:error:)``).
-        case sendClose
-    }
-
     private(set) var phase = Phase.open
     private(set) var channels: [UInt16: ChannelPhase] = [:]
     /// Why each closed channel closed, until its number is used again: a call that arrives just after the broker
@@ -98,15 +20,35 @@ struct ConnectionStateMachine<Waiter> {
     private var nextChannelHint: UInt16 = 1
     let channelMax: UInt16
     let recovery: AMQPConfiguration.Recovery
+    /// What recovery walks, in order (see ``AMQPConfiguration/endpoints``).
+    let endpoints: [AMQPConfiguration.Endpoint]
+    let shuffleEndpoints: Bool
+    /// The endpoint the connection is on, or was on last.
+    private(set) var endpoint: AMQPConfiguration.Endpoint
     /// How long each stage of a graceful close may take.
     let closeTimeout: Duration
     /// The random 50–100 % each recovery pause is scaled by; fixed in tests.
     var jitter: () -> Double = { Double.random(in: 0.5...1.0) }
+    /// The random order of a shuffled walk of the endpoints; fixed in tests.
+    var shuffle: ([AMQPConfiguration.Endpoint]) -> [AMQPConfiguration.Endpoint] = { $0.shuffled() }
 
-    init(channelMax: UInt16, recovery: AMQPConfiguration.Recovery, closeTimeout: Duration = .seconds(5)) {
+    /// A machine for a connection just made to `endpoint`, one of `endpoints`.
+    init(
+        channelMax: UInt16, recovery: AMQPConfiguration.Recovery, endpoints: [AMQPConfiguration.Endpoint],
+        shuffleEndpoints: Bool = false, connectedTo endpoint: AMQPConfiguration.Endpoint,
+        closeTimeout: Duration = .seconds(5)
+    ) {
         self.channelMax = channelMax == 0 ? .max : channelMax
         self.recovery = recovery
+        self.endpoints = endpoints
+        self.shuffleEndpoints = shuffleEndpoints
+        self.endpoint = endpoint
         self.closeTimeout = closeTimeout
+    }
+
+    /// A new walk of the endpoints, for one recovery attempt.
+    private func newRound() -> EndpointRound {
+        EndpointRound(endpoints, shuffled: shuffleEndpoints, shuffle: shuffle)
     }
 
     // MARK: - Questions
@@ -310,7 +252,8 @@ struct ConnectionStateMachine<Waiter> {
         case .open where recovery.isEnabled && Self.isRecoverable(error):
             let forget = channels.filter { $0.value.isClosing }.keys.sorted()
             for id in forget { channelClosed(id, error: nil) }
-            phase = .recovering(Recovering(cause: error, attempt: 1, nextAttempt: now + recovery.delay(beforeAttempt: 1, scale: jitter())))
+            let delay = recovery.delay(beforeAttempt: 1, scale: jitter())
+            phase = .recovering(Recovering(cause: error, attempt: 1, nextAttempt: now + delay, round: newRound()))
             let interrupted = AMQPError.interrupted(cause: error)
             return [.interruptChannels(error: interrupted, forget: forget), .report(.started(cause: error))]
         case .open, .closing:
@@ -330,13 +273,22 @@ struct ConnectionStateMachine<Waiter> {
 
     /// What recovery should do at `now`.
     func recoveryStep(now: ContinuousClock.Instant) -> RecoveryStep {
-        guard case .recovering(let recovering) = phase else { return .none }
-        return now < recovering.nextAttempt ? .wait(recovering.nextAttempt - now) : .attempt(recovering.attempt)
+        guard case .recovering(let recovering) = phase, let endpoint = recovering.round.current else { return .none }
+        if now < recovering.nextAttempt { return .wait(recovering.nextAttempt - now) }
+        return .connect(attempt: recovering.attempt, endpoint: endpoint)
     }
 
-    /// A recovery attempt failed with `error`: try again after the backoff, or give up after the last attempt.
-    mutating func recoveryAttemptFailed(_ error: AMQPError, now: ContinuousClock.Instant) -> [Action] {
+    /// Connecting to the current endpoint of a recovery attempt failed with `error`. The next endpoint of the
+    /// round is tried at once; once every endpoint failed, the attempt has failed: recovery tries again after its
+    /// backoff, with a new round, or gives up after its last attempt.
+    mutating func recoveryEndpointFailed(_ error: AMQPError, now: ContinuousClock.Instant) -> [Action] {
         guard case .recovering(var recovering) = phase else { return [] }
+        recovering.round.fail(error)
+        guard recovering.round.isExhausted else {
+            phase = .recovering(recovering)
+            return []
+        }
+        let error = recovering.round.error
         if let limit = recovery.maxAttempts, recovering.attempt >= limit {
             return [.report(.gaveUp(recovering.cause))]
                 + end(cause: recovering.cause, consumerError: recovering.cause)
@@ -345,15 +297,18 @@ struct ConnectionStateMachine<Waiter> {
         let failed = recovering.attempt
         recovering.attempt += 1
         recovering.nextAttempt = now + delay
+        recovering.round = newRound()
         phase = .recovering(recovering)
         return [.report(.attemptFailed(attempt: failed, error: error, nextAttemptIn: delay))]
     }
 
-    /// A recovery attempt succeeded: the topology, channels and consumers are back.
+    /// Connecting to the current endpoint of a recovery attempt succeeded: the topology, channels and consumers are
+    /// back, on that endpoint.
     mutating func recoverySucceeded() -> [Action] {
-        guard case .recovering(let recovering) = phase else { return [] }
+        guard case .recovering(let recovering) = phase, let endpoint = recovering.round.current else { return [] }
         phase = .open
-        return [.report(.recovered(attempts: recovering.attempt))]
+        self.endpoint = endpoint
+        return [.report(.recovered(attempts: recovering.attempt, endpoint: endpoint))]
     }
 
     /// Failures recovery handles: broken sockets, silent brokers, and closes by an operator or a restarting broker
@@ -376,12 +331,5 @@ struct ConnectionStateMachine<Waiter> {
         var actions: [Action] = [.recordEnd(cause), .finish(error: failure, consumerError: consumerError)]
         if !waiters.isEmpty { actions.append(.resumeCloseWaiters(waiters)) }
         return actions
-    }
-}
-
-extension ConnectionStateMachine.ChannelPhase {
-    var isClosing: Bool {
-        if case .closing = self { return true }
-        return false
     }
 }
