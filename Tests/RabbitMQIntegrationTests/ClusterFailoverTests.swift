@@ -118,8 +118,8 @@ final class ClusterFailoverTests: XCTestCase {
         }
         _ = try await waitForRecovery(of: connection)
         // Republish what was not confirmed, a window at a time: every message is then in the queue at least once.
-        var unconfirmed = failed
-        try await withTimeout(60, "the republishes") {
+        try await withTimeout(60, "the republishes") { [failed] in
+            var unconfirmed = failed
             while !unconfirmed.isEmpty {
                 var window: [(Int, AMQPPublishConfirmation?)] = []
                 for id in unconfirmed {
