@@ -51,6 +51,30 @@ final class WaitCancellationTests: XCTestCase {
         try await connection.close()
     }
 
+    func testAConsumerStartedAfterItsCallerWasCancelledIsCancelledAtOnce() async throws {
+        let (connection, proxy) = try await connectThroughProxy()
+        defer { proxy.close() }
+        let channel = try await connection.openChannel()
+        let queue = try await channel.declareTestQueue()
+        proxy.pause()
+        let consuming = Task { try await channel.consume(queue: queue) }
+        try await assertEndsPromptlyOnCancellation(consuming)
+        proxy.resume()
+        // The broker started the consumer anyway; nobody reads it, so the client cancels it at its consume-ok.
+        try await channel.publish(Data("unread".utf8), routingKey: queue)
+        try await withTimeout(5, "the abandoned consumer to be cancelled") {
+            while try await channel.declareQueue(queue, passive: true).consumerCount > 0 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        try await withTimeout(5, "the message to be back in its queue") {
+            while try await channel.declareQueue(queue, passive: true).messageCount != 1 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        try await connection.close()
+    }
+
     func testACancelledWaitForAConfirmSlotTakesNoSlot() async throws {
         let (connection, proxy) = try await connectThroughProxy()
         defer { proxy.close() }

@@ -38,6 +38,11 @@ final class DeliveryBuffer: Sendable {
         self.giveBack = noAck ? nil : giveBack
     }
 
+    /// Whether the consuming side is gone: nobody will read what arrives.
+    var isTerminated: Bool {
+        state.withLock { $0.terminated }
+    }
+
     /// What to do once the consuming side is gone; runs at most once.
     func setOnTermination(_ action: @escaping @Sendable () -> Void) {
         let runNow = state.withLock { state -> Bool in

@@ -207,6 +207,11 @@ extension RabbitMQCConnection {
                 self?.channels[channelID]?.consumers[tag] = RabbitMQCChannel.Consumer(
                     noAck: noAck, sink: sink, queue: queue, exclusive: exclusive, arguments: arguments)
                 continuation.resume(returning: tag)
+                if sink.isTerminated {
+                    // The caller stopped waiting (its task was cancelled) before the broker started the consumer:
+                    // nobody will read it, so stop it now rather than let deliveries pile up until the channel closes.
+                    self?.cancelConsumer(tag, on: channelID, continuation: nil)
+                }
             },
             fail: { error in
                 sink.finish(throwing: error)
