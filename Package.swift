@@ -1,10 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// Settings every Swift target of the package shares: Swift 6 mode comes from `swiftLanguageModes`, and
-/// `any` is spelled out on every existential so their cost is visible.
+/// Settings every Swift target of the package shares: Swift 6 mode comes from `swiftLanguageModes`; `any` is spelled
+/// out on every existential so their cost is visible; and a file uses only members of modules it imports itself
+/// (MemberImportVisibility), so each target's dependencies below are exactly what its files import.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
 let package = Package(
@@ -54,7 +56,7 @@ let package = Package(
         .target(
             name: "PaymentCommandLine",
             dependencies: [
-                "PaymentService",
+                "PaymentService", "RabbitMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -62,12 +64,22 @@ let package = Package(
         ),
         .executableTarget(
             name: "PaymentConsumer",
-            dependencies: ["PaymentCommandLine", "PaymentService"],
+            dependencies: [
+                "PaymentCommandLine", "PaymentService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "PaymentProducer",
-            dependencies: ["PaymentCommandLine", "PaymentService"],
+            dependencies: [
+                "PaymentCommandLine", "PaymentService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -85,19 +97,23 @@ let package = Package(
             name: "RabbitMQIntegrationTests",
             dependencies: [
                 "RabbitMQ", "RabbitMQTestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PaymentServiceTests",
-            dependencies: ["PaymentService", "RabbitMQTestSupport"],
+            dependencies: ["PaymentService", "RabbitMQ", "RabbitMQTestSupport"],
             swiftSettings: swiftSettings
         ),
         // Runs the built consumer and producer as processes against the local broker.
         .testTarget(
             name: "PaymentServiceIntegrationTests",
-            dependencies: ["PaymentService", "PaymentConsumer", "PaymentProducer", "RabbitMQ", "RabbitMQTestSupport"],
+            dependencies: [
+                "PaymentService", "PaymentConsumer", "PaymentProducer", "RabbitMQ", "RabbitMQTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
     ],
