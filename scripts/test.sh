@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 scripts/install-dependencies.sh
 scripts/start-broker.sh
+# A three-node cluster on loopback (ports 5681-5683) for the failover tests: 20 to 30 s from cold.
+scripts/start-cluster.sh
 scripts/setup-tls.sh
 scripts/validate-compose.sh
 
