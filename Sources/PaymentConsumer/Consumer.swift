@@ -22,7 +22,7 @@ struct Consumer: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: "How retries are delayed: auto (the plugin if the broker has it, else TTL queues), plugin, ttl, or plugin-stand-in (tests only: the plugin's path on a stock direct exchange, without the delay).")
+    @Option(help: "How retries are delayed: auto (the plugin if the broker has it, else TTL queues; always TTL queues with --queue-type quorum, as the plugin keeps delayed messages on one node), plugin, ttl, or plugin-stand-in (tests only: the plugin's path on a stock direct exchange, without the delay).")
     var delayMode: DelayMode = .auto
 
     @Option(help: "The delay added per retry, such as 1s or 250ms.")

@@ -12,8 +12,8 @@ import Synchronization
 /// taking deliveries, lets the handlers already running finish and acknowledge, and closes both connections; every
 /// delivery not handled yet goes back to its queue.
 public final class PaymentConsumerService: Service {
-    private let configuration: PaymentConsumerConfiguration
-    private let logger: Logger
+    let configuration: PaymentConsumerConfiguration
+    let logger: Logger
     /// The service's counters.
     public let metrics: PaymentMetrics
     /// The clients the service knows.
@@ -242,6 +242,7 @@ public final class PaymentConsumerService: Service {
         let logger = self.logger
         return StreamLog(
             name: stream, consumeChannel: try await connection.openChannel(), publishChannel: channel, logger: logger,
+            reopen: { try await connection.openChannel() },
             onEntry: { entry in
                 do {
                     try read(entry)
@@ -344,57 +345,5 @@ public final class PaymentConsumerService: Service {
             }
             logger.info("summary", metadata: ["summary": "\(metrics.snapshot)", "clients": "\(registry.count)"])
         }
-    }
-
-    /// Picks the delay mechanism: the plugin's exchange when asked for or available, TTL queues otherwise.
-    ///
-    /// The probe runs on a connection of its own, because a broker without the plugin answers the declaration with
-    /// 503 COMMAND_INVALID and closes the whole connection.
-    private func resolveDelayMode() async throws -> ResolvedDelayMode {
-        switch configuration.delayMode {
-        case .ttl:
-            logTTLMode(reason: "as asked (--delay-mode ttl)")
-            return .ttl
-        case .pluginStandIn:
-            logger.warning(
-                "delay mode: plugin-stand-in (tests only: retries are not delayed)",
-                metadata: ["exchange": "\(configuration.topology.delayedExchange)", "type": "direct"])
-            return .pluginStandIn
-        case .auto, .plugin:
-            break
-        }
-        var probing = configuration.connection
-        probing.connectionName = "payment-consumer-probe"
-        // Without the plugin the probe's connection is closed by the broker: expected, so not worth a log line.
-        var quiet = logger
-        quiet.logLevel = .warning
-        let probe = try await AMQPConnection.connect(configuration: probing, logger: quiet)
-        do {
-            let channel = try await probe.openChannel()
-            try await configuration.topology.declareDelayedExchange(on: channel)
-            try await probe.close()
-            logger.info(
-                "delay mode: plugin",
-                metadata: ["exchange": "\(configuration.topology.delayedExchange)", "type": "x-delayed-message"])
-            return .plugin
-        } catch let error as AMQPError where error.code == .delayedMessagePluginMissing {
-            guard configuration.delayMode == .auto else {
-                throw PaymentServiceError(
-                    "--delay-mode plugin: the broker lacks the rabbitmq_delayed_message_exchange plugin "
-                        + "(it answered 503 COMMAND_INVALID); enable it, or use --delay-mode ttl or auto")
-            }
-            logTTLMode(reason: "the broker lacks the delayed-message plugin")
-            return .ttl
-        } catch {
-            try? await probe.close()
-            throw error
-        }
-    }
-
-    private func logTTLMode(reason: String) {
-        let levels = configuration.policy.delayLevels.map { configuration.topology.delayQueue(for: $0) }
-        logger.info(
-            "delay mode: ttl",
-            metadata: ["reason": "\(reason)", "delay_queues": "\(levels.joined(separator: ", "))"])
     }
 }

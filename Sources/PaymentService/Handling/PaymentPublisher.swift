@@ -13,11 +13,12 @@ struct PaymentPublisher: Sendable {
     /// Publishes a payment's outcome to `payment-events`.
     func publish(_ outcome: PaymentOutcome) async throws {
         let body = try JSONEncoder().encode(outcome)
-        try await channel.publish(
-            body, exchange: topology.eventsExchange, routingKey: outcome.outcome.routingKey,
+        try await ConfirmDeadline.publish(
+            body, on: channel, exchange: topology.eventsExchange, routingKey: outcome.outcome.routingKey,
             properties: AMQPProperties(
                 contentType: "application/json", deliveryMode: .persistent, messageID: outcome.paymentId,
-                timestamp: Date()))
+                timestamp: Date()),
+            mandatory: false)
     }
 
     /// Publishes a payment again, to come back to `payment-reprocessor` as attempt `attempt` after `delay`.
@@ -31,14 +32,14 @@ struct PaymentPublisher: Sendable {
             headers[AMQPDelayedExchange.delayHeader] = try AMQPDelayedExchange.delayValue(for: delay)
             properties.headers = headers
             // Never mandatory: the plugin makes every delayed message look unroutable at publish time.
-            try await channel.publish(
-                delivery.body, exchange: topology.delayedExchange, routingKey: topology.retriesQueue,
-                properties: properties)
+            try await ConfirmDeadline.publish(
+                delivery.body, on: channel, exchange: topology.delayedExchange, routingKey: topology.retriesQueue,
+                properties: properties, mandatory: false)
         case .ttl:
             headers[AMQPDelayedExchange.delayHeader] = nil
             properties.headers = headers
-            try await channel.publish(
-                delivery.body, routingKey: topology.delayQueue(for: delay), properties: properties, mandatory: true)
+            try await ConfirmDeadline.publish(
+                delivery.body, on: channel, routingKey: topology.delayQueue(for: delay), properties: properties)
         }
     }
 
@@ -52,8 +53,8 @@ struct PaymentPublisher: Sendable {
         headers[AMQPDelayedExchange.delayHeader] = nil
         properties.headers = headers
         do {
-            try await channel.publish(
-                delivery.body, routingKey: topology.parkingLot, properties: properties, mandatory: true)
+            try await ConfirmDeadline.publish(
+                delivery.body, on: channel, routingKey: topology.parkingLot, properties: properties)
         } catch let error as AMQPError where error.code == .invalidArgument {
             // The original properties cannot be sent again (a header key this client refuses): park the body with
             // just the reason, rather than not at all.
@@ -62,7 +63,7 @@ struct PaymentPublisher: Sendable {
                     PaymentTopology.parkingReasonHeader: .string(reason),
                     PaymentTopology.parkingSourceHeader: .string(queue),
                 ], deliveryMode: .persistent)
-            try await channel.publish(delivery.body, routingKey: topology.parkingLot, properties: bare, mandatory: true)
+            try await ConfirmDeadline.publish(delivery.body, on: channel, routingKey: topology.parkingLot, properties: bare)
         }
     }
 }

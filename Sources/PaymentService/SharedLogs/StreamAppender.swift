@@ -117,7 +117,8 @@ final class StreamAppender<Record: Sendable>: Sendable {
     /// Waits for an entry's confirm and answers every append it carried.
     private func settle(_ batch: [Pending], confirmation: AMQPPublishConfirmation?) async {
         do {
-            try await confirmation?.wait()
+            // Bounded: a confirm lost with a stream's leader would otherwise stall every later entry behind this one.
+            try await ConfirmDeadline.wait(for: confirmation, what: stream)
             for item in batch { item.done.resume() }
         } catch {
             for item in batch { item.done.resume(throwing: error) }

@@ -21,6 +21,8 @@ final class StreamLog: Sendable {
     private let onEntry: @Sendable (AMQPDelivery) -> Void
     private let state = Mutex(SyncState())
     private let consumer = Mutex<AMQPConsumer?>(nil)
+    private let stopped = Mutex(false)
+    private let reopen: (@Sendable () async throws -> AMQPChannel)?
 
     /// Marks sync markers, which readers skip.
     static let markerHeader = "log-marker"
@@ -41,11 +43,14 @@ final class StreamLog: Sendable {
     /// Creates a follower; nothing is read until ``start(prefetch:)``.
     ///
     /// - Parameters:
+    ///   - reopen: Opens a new channel to consume on when the broker ends the consumer (a node lost on a cluster);
+    ///     nil: such an end fails the follower.
     ///   - onEntry: Called on every entry (markers excluded), in stream order, from one task.
     init(
         name: String, consumeChannel: AMQPChannel, publishChannel: AMQPChannel, logger: Logger,
-        onEntry: @escaping @Sendable (AMQPDelivery) -> Void
+        reopen: (@Sendable () async throws -> AMQPChannel)? = nil, onEntry: @escaping @Sendable (AMQPDelivery) -> Void
     ) {
+        self.reopen = reopen
         self.name = name
         self.consumeChannel = consumeChannel
         self.publishChannel = publishChannel
@@ -65,48 +70,114 @@ final class StreamLog: Sendable {
     ///
     /// The prefetch counts entries, and an entry may carry thousands of records: 64 keep the reader busy without
     /// the broker pushing a whole history into memory at once.
+    ///
+    /// On a cluster the broker may end the consumer while a node is lost: the connection's recovery cannot start
+    /// it again on a node whose replica of the stream is not running yet (406 "does not have a replica on the local
+    /// node"), or the stream's member restarts under it. With `reopen`, such an end is not the follower's end: it
+    /// consumes again on a new channel from the entry after the last one read, until ``restartLimit`` has passed
+    /// without success.
     func start(at offset: AMQPFieldValue = "first", prefetch: UInt16 = 16) async throws -> Task<Void, any Error> {
-        // Streams need a prefetch and manual acknowledgements over AMQP 0-9-1; the acks only grant credit.
-        try await consumeChannel.setPrefetch(prefetch)
-        let consumer = try await consumeChannel.consume(queue: name, arguments: ["x-stream-offset": offset])
-        self.consumer.withLock { $0 = consumer }
+        let first = try await consume(on: consumeChannel, at: offset, prefetch: prefetch)
         return Task {
             // A consumer recovered after a lost connection starts again at `offset`: entries already read are
             // skipped by their stream offset, so every entry is handled once.
             var lastOffset: Int64 = -1
-            do {
-                for try await delivery in consumer {
-                    if let entryOffset = delivery.properties.headers?["x-stream-offset"]?.intValue.map(Int64.init) {
-                        if entryOffset <= lastOffset {
-                            try await delivery.ack()
-                            continue
-                        }
-                        lastOffset = entryOffset
+            var consumer = first
+            var failingSince: ContinuousClock.Instant?
+            while true {
+                do {
+                    try await read(consumer, after: &lastOffset, failingSince: &failingSince)
+                    // Ended without an error: stopped, or cancelled by the broker (which ends some consumers
+                    // quietly when a stream's member restarts).
+                    if stopped.withLock({ $0 }) || Task.isCancelled { return }
+                    throw AMQPError(.consumerCancelledByBroker, "the broker ended the consumer")
+                } catch {
+                    let failure = error as? AMQPError ?? AMQPError(.libraryError, "\(error)")
+                    guard let next = try await restart(after: failure, from: lastOffset, at: offset,
+                        prefetch: prefetch, failingSince: &failingSince)
+                    else {
+                        fail(AMQPError(failure.code, "following stream \(name) failed: \(failure.message)"))
+                        throw error
                     }
-                    if let marker = delivery.properties.headers?[Self.markerHeader]?.stringValue {
-                        markerSeen(marker)
-                    } else {
-                        onEntry(delivery)
-                    }
-                    try await delivery.ack()
+                    consumer = next
                 }
-            } catch {
-                let failure = error as? AMQPError ?? AMQPError(.libraryError, "\(error)")
-                fail(AMQPError(failure.code, "following stream \(name) failed: \(failure.message)"))
-                throw error
             }
         }
     }
 
+    /// How long a follower keeps trying to consume again before it fails for good.
+    static let restartLimit = Duration.seconds(120)
+
+    private func consume(on channel: AMQPChannel, at offset: AMQPFieldValue, prefetch: UInt16) async throws
+        -> AMQPConsumer
+    {
+        // Streams need a prefetch and manual acknowledgements over AMQP 0-9-1; the acks only grant credit.
+        try await channel.setPrefetch(prefetch)
+        let consumer = try await channel.consume(queue: name, arguments: ["x-stream-offset": offset])
+        self.consumer.withLock { $0 = consumer }
+        return consumer
+    }
+
+    private func read(_ consumer: AMQPConsumer, after lastOffset: inout Int64, failingSince: inout ContinuousClock.Instant?)
+        async throws
+    {
+        for try await delivery in consumer {
+            failingSince = nil
+            if let entryOffset = delivery.properties.headers?["x-stream-offset"]?.intValue.map(Int64.init) {
+                if entryOffset <= lastOffset {
+                    try await delivery.ack()
+                    continue
+                }
+                lastOffset = entryOffset
+            }
+            if let marker = delivery.properties.headers?[Self.markerHeader]?.stringValue {
+                markerSeen(marker)
+            } else {
+                onEntry(delivery)
+            }
+            try await delivery.ack()
+        }
+    }
+
+    /// A new consumer after `failure`, or nil when the follower must fail: it has no `reopen`, was stopped, the
+    /// failure is not one a node loss causes, or consuming again kept failing for ``restartLimit``.
+    private func restart(
+        after failure: AMQPError, from lastOffset: Int64, at offset: AMQPFieldValue, prefetch: UInt16,
+        failingSince: inout ContinuousClock.Instant?
+    ) async throws -> AMQPConsumer? {
+        guard let reopen, !stopped.withLock({ $0 }), Task.isCancelled == false,
+            failure.isRetriable || [.channelClosedByBroker, .consumerCancelledByBroker, .channelClosed].contains(failure.code)
+        else { return nil }
+        let since = failingSince ?? .now
+        failingSince = since
+        // Syncs waiting now would wait for a marker the old consumer may never read: they fail, retriably.
+        abandonSync(AMQPError(.connectionLost, "following stream \(name) is restarting: \(failure.message)"))
+        while ContinuousClock.now - since < Self.restartLimit {
+            logger.warning(
+                "stream consumer ended; consuming again", metadata: ["stream": "\(name)", "error": "\(failure)"])
+            try await Task.sleep(for: .seconds(1))
+            if stopped.withLock({ $0 }) { return nil }
+            do {
+                // From the entry after the last one read; entries read already are skipped anyway.
+                let resume: AMQPFieldValue = lastOffset >= 0 ? .int64(lastOffset + 1) : offset
+                return try await consume(on: try await reopen(), at: resume, prefetch: prefetch)
+            } catch {
+                logger.warning("consuming stream again failed", metadata: ["stream": "\(name)", "error": "\(error)"])
+            }
+        }
+        return nil
+    }
+
     /// Stops following: the reading task ends.
     func stop() async {
+        stopped.withLock { $0 = true }
         let consumer = self.consumer.withLock { $0 }
         try? await consumer?.cancel()
     }
 
     /// Appends an entry to the stream and waits for the broker's confirm.
     func append(_ body: Data, properties: AMQPProperties) async throws {
-        try await publishChannel.publish(body, routingKey: name, properties: properties, mandatory: true)
+        try await ConfirmDeadline.publish(body, on: publishChannel, routingKey: name, properties: properties)
     }
 
     /// Returns once every entry appended before the call has been read.
