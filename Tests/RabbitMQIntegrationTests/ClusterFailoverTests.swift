@@ -118,7 +118,7 @@ final class ClusterFailoverTests: XCTestCase {
         }
         _ = try await waitForRecovery(of: connection)
         // Republish what was not confirmed, a window at a time: every message is then in the queue at least once.
-        try await withTimeout(60, "the republishes") { [failed] in
+        try await withTimeout(90, "the republishes") { [failed] in
             var unconfirmed = failed
             while !unconfirmed.isEmpty {
                 var window: [(Int, AMQPPublishConfirmation?)] = []

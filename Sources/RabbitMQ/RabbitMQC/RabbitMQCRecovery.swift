@@ -62,8 +62,10 @@ extension RabbitMQCConnection {
             if isEnded { logger.info("AMQP connection recovery gave up", metadata: ["amqp.attempts": "\(attempt)"]) }
             return
         }
-        apply(machine.recoverySucceeded())
+        let recovered = machine.recoverySucceeded()
+        // The new endpoint and parameters are recorded before anyone hears of the recovery.
         didEstablish()
+        apply(recovered)
         logger.info(
             "AMQP connection recovered", metadata: ["amqp.attempts": "\(attempt)", "amqp.endpoint": "\(endpoint)"])
     }
