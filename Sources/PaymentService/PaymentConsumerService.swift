@@ -85,11 +85,9 @@ public final class PaymentConsumerService: Service {
             }
             try await setup.close()
 
-            let publishChannel = try await publishConnection.openChannel()
-            try await publishChannel.enablePublisherConfirms(maxOutstanding: 1000)
+            let publishChannel = try await ConfirmedChannel.open(on: publishConnection)
             // The shared logs get a channel of their own, so that their appends never queue behind outcomes.
-            let logChannel = try await publishConnection.openChannel()
-            try await logChannel.enablePublisherConfirms(maxOutstanding: 1000)
+            let logChannel = try await ConfirmedChannel.open(on: publishConnection)
             let clientsLog = try await followClients(on: consumeConnection, markersOn: logChannel)
             let claimsLog = try await followClaims(on: consumeConnection, markersOn: logChannel)
             let handler = PaymentHandler(
@@ -126,7 +124,7 @@ public final class PaymentConsumerService: Service {
                     "streams": "\(topology.clientsLog), \(topology.claimsLog)",
                 ])
 
-            try await consume(with: handler, on: consumeConnection, followers: followers)
+            try await consume(with: handler, on: consumeConnection, followers: followers, logs: [clientsLog, claimsLog])
             logger.info("payment consumer stopped", metadata: ["summary": "\(metrics.snapshot)"])
         } catch {
             logger.error("payment consumer failed: \(error)")
@@ -139,7 +137,8 @@ public final class PaymentConsumerService: Service {
     }
 
     private func consume(
-        with handler: PaymentHandler, on connection: AMQPConnection, followers: [Task<Void, any Error>]
+        with handler: PaymentHandler, on connection: AMQPConnection, followers: [Task<Void, any Error>],
+        logs: [StreamLog]
     ) async throws {
         let topology = configuration.topology
         var started: [QueueConsumer] = []
@@ -195,7 +194,9 @@ public final class PaymentConsumerService: Service {
                 while drained < consumers.count, let isDrain = try await group.next() {
                     if isDrain { drained += 1 }
                 }
-                // The followers are tasks of their own: cancelling the group does not reach them.
+                // The followers are tasks of their own: cancelling the group does not reach them. Their consumers
+                // are cancelled first, so each ends as a stopped follower, whichever consumer it has come to read.
+                for log in logs { await log.stop() }
                 for follower in followers { follower.cancel() }
                 group.cancelAll()
                 try await group.waitForAll()
@@ -218,7 +219,7 @@ public final class PaymentConsumerService: Service {
     }
 
     /// Follows the clients stream into the registry.
-    private func followClients(on connection: AMQPConnection, markersOn channel: AMQPChannel) async throws -> StreamLog {
+    private func followClients(on connection: AMQPConnection, markersOn channel: ConfirmedChannel) async throws -> StreamLog {
         let registry = self.registry
         return try await follow(configuration.topology.clientsLog, on: connection, markersOn: channel) { entry in
             registry.register(contentsOf: try RegistrationBatchCodec.clientIDs(in: entry))
@@ -226,7 +227,7 @@ public final class PaymentConsumerService: Service {
     }
 
     /// Follows the claims stream into the claim board.
-    private func followClaims(on connection: AMQPConnection, markersOn channel: AMQPChannel) async throws -> StreamLog {
+    private func followClaims(on connection: AMQPConnection, markersOn channel: ConfirmedChannel) async throws -> StreamLog {
         let claims = self.claims
         return try await follow(configuration.topology.claimsLog, on: connection, markersOn: channel) { entry in
             claims.apply(try ClaimRecordCodec.records(in: entry))
@@ -236,7 +237,7 @@ public final class PaymentConsumerService: Service {
     /// A follower of `stream` that hands each entry to `read`; an entry `read` cannot make sense of is skipped
     /// with a warning, since stopping would stop every payment for one bad entry.
     private func follow(
-        _ stream: String, on connection: AMQPConnection, markersOn channel: AMQPChannel,
+        _ stream: String, on connection: AMQPConnection, markersOn channel: ConfirmedChannel,
         read: @escaping @Sendable (AMQPDelivery) throws -> Void
     ) async throws -> StreamLog {
         let logger = self.logger

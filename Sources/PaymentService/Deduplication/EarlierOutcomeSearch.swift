@@ -9,7 +9,7 @@ import Synchronization
 struct EarlierOutcomeSearch: Sendable {
     let stream: String
     let consumeConnection: AMQPConnection
-    let publishChannel: AMQPChannel
+    let publishChannel: ConfirmedChannel
     let logger: Logger
 
     /// How far before the expired claim the search starts: stream timestamps are per chunk, in whole seconds.

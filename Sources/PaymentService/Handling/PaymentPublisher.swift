@@ -6,15 +6,15 @@ import RabbitMQ
 /// Every call returns only once the broker confirmed the message, so a handler acknowledges the delivery it
 /// handles only after its consequences are safe (see <doc:DelayedRetry#Acknowledge-after-the-confirm>).
 struct PaymentPublisher: Sendable {
-    let channel: AMQPChannel
+    let channel: ConfirmedChannel
     let topology: PaymentTopology
     let mode: ResolvedDelayMode
 
     /// Publishes a payment's outcome to `payment-events`.
     func publish(_ outcome: PaymentOutcome) async throws {
         let body = try JSONEncoder().encode(outcome)
-        try await ConfirmDeadline.publish(
-            body, on: channel, exchange: topology.eventsExchange, routingKey: outcome.outcome.routingKey,
+        try await channel.publish(
+            body, exchange: topology.eventsExchange, routingKey: outcome.outcome.routingKey,
             properties: AMQPProperties(
                 contentType: "application/json", deliveryMode: .persistent, messageID: outcome.paymentId,
                 timestamp: Date()),
@@ -32,14 +32,14 @@ struct PaymentPublisher: Sendable {
             headers[AMQPDelayedExchange.delayHeader] = try AMQPDelayedExchange.delayValue(for: delay)
             properties.headers = headers
             // Never mandatory: the plugin makes every delayed message look unroutable at publish time.
-            try await ConfirmDeadline.publish(
-                delivery.body, on: channel, exchange: topology.delayedExchange, routingKey: topology.retriesQueue,
+            try await channel.publish(
+                delivery.body, exchange: topology.delayedExchange, routingKey: topology.retriesQueue,
                 properties: properties, mandatory: false)
         case .ttl:
             headers[AMQPDelayedExchange.delayHeader] = nil
             properties.headers = headers
-            try await ConfirmDeadline.publish(
-                delivery.body, on: channel, routingKey: topology.delayQueue(for: delay), properties: properties)
+            try await channel.publish(
+                delivery.body, routingKey: topology.delayQueue(for: delay), properties: properties)
         }
     }
 
@@ -53,8 +53,8 @@ struct PaymentPublisher: Sendable {
         headers[AMQPDelayedExchange.delayHeader] = nil
         properties.headers = headers
         do {
-            try await ConfirmDeadline.publish(
-                delivery.body, on: channel, routingKey: topology.parkingLot, properties: properties)
+            try await channel.publish(
+                delivery.body, routingKey: topology.parkingLot, properties: properties)
         } catch let error as AMQPError where error.code == .invalidArgument {
             // The original properties cannot be sent again (a header key this client refuses): park the body with
             // just the reason, rather than not at all.
@@ -63,7 +63,7 @@ struct PaymentPublisher: Sendable {
                     PaymentTopology.parkingReasonHeader: .string(reason),
                     PaymentTopology.parkingSourceHeader: .string(queue),
                 ], deliveryMode: .persistent)
-            try await ConfirmDeadline.publish(delivery.body, on: channel, routingKey: topology.parkingLot, properties: bare)
+            try await channel.publish(delivery.body, routingKey: topology.parkingLot, properties: bare)
         }
     }
 }

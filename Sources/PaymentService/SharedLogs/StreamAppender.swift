@@ -24,7 +24,7 @@ final class StreamAppender<Record: Sendable>: Sendable {
     }
 
     private let stream: String
-    private let channel: AMQPChannel
+    private let channel: ConfirmedChannel
     private let maxRecordsPerEntry: Int
     private let maxEntriesInFlight: Int
     private let encode: @Sendable ([Record]) -> (Data, AMQPProperties)
@@ -39,7 +39,7 @@ final class StreamAppender<Record: Sendable>: Sendable {
     ///   - maxEntriesInFlight: The most entries awaiting their confirms.
     ///   - encode: Makes one entry of records.
     init(
-        stream: String, channel: AMQPChannel, maxRecordsPerEntry: Int = 2000, maxEntriesInFlight: Int = 4,
+        stream: String, channel: ConfirmedChannel, maxRecordsPerEntry: Int = 2000, maxEntriesInFlight: Int = 4,
         encode: @escaping @Sendable ([Record]) -> (Data, AMQPProperties)
     ) {
         self.stream = stream
@@ -70,7 +70,7 @@ final class StreamAppender<Record: Sendable>: Sendable {
     /// Publishes entries until nothing is pending or in flight. One flush runs at a time, on one channel, so entries
     /// keep the order of the calls.
     private func flush() async {
-        var inFlight: [(confirmation: AMQPPublishConfirmation?, batch: [Pending])] = []
+        var inFlight: [(confirmation: ConfirmedChannel.Pending, batch: [Pending])] = []
         while true {
             let batch = inFlight.count < maxEntriesInFlight ? takeBatch(endingFlushIfIdle: inFlight.isEmpty) : []
             if batch.isEmpty {
@@ -83,8 +83,7 @@ final class StreamAppender<Record: Sendable>: Sendable {
             }
             let (body, properties) = encode(batch.flatMap(\.records))
             do {
-                let confirmation = try await channel.startPublish(
-                    body, routingKey: stream, properties: properties, mandatory: true)
+                let confirmation = try await channel.startPublish(body, routingKey: stream, properties: properties)
                 inFlight.append((confirmation, batch))
             } catch {
                 for item in batch { item.done.resume(throwing: error) }
@@ -115,10 +114,10 @@ final class StreamAppender<Record: Sendable>: Sendable {
     }
 
     /// Waits for an entry's confirm and answers every append it carried.
-    private func settle(_ batch: [Pending], confirmation: AMQPPublishConfirmation?) async {
+    private func settle(_ batch: [Pending], confirmation: ConfirmedChannel.Pending) async {
         do {
             // Bounded: a confirm lost with a stream's leader would otherwise stall every later entry behind this one.
-            try await ConfirmDeadline.wait(for: confirmation, what: stream)
+            try await channel.wait(for: confirmation)
             for item in batch { item.done.resume() }
         } catch {
             for item in batch { item.done.resume(throwing: error) }

@@ -16,7 +16,7 @@ final class StreamLog: Sendable {
     /// The stream's name.
     let name: String
     private let consumeChannel: AMQPChannel
-    private let publishChannel: AMQPChannel
+    private let publishChannel: ConfirmedChannel
     private let logger: Logger
     private let onEntry: @Sendable (AMQPDelivery) -> Void
     private let state = Mutex(SyncState())
@@ -47,7 +47,7 @@ final class StreamLog: Sendable {
     ///     nil: such an end fails the follower.
     ///   - onEntry: Called on every entry (markers excluded), in stream order, from one task.
     init(
-        name: String, consumeChannel: AMQPChannel, publishChannel: AMQPChannel, logger: Logger,
+        name: String, consumeChannel: AMQPChannel, publishChannel: ConfirmedChannel, logger: Logger,
         reopen: (@Sendable () async throws -> AMQPChannel)? = nil, onEntry: @escaping @Sendable (AMQPDelivery) -> Void
     ) {
         self.reopen = reopen
@@ -177,7 +177,7 @@ final class StreamLog: Sendable {
 
     /// Appends an entry to the stream and waits for the broker's confirm.
     func append(_ body: Data, properties: AMQPProperties) async throws {
-        try await ConfirmDeadline.publish(body, on: publishChannel, routingKey: name, properties: properties)
+        try await publishChannel.publish(body, routingKey: name, properties: properties)
     }
 
     /// Returns once every entry appended before the call has been read.
