@@ -70,10 +70,10 @@ public struct EventProducer: Sendable {
     /// Publishes each message persistent, as JSON, mandatory (so a missing queue is an error, not a silent drop),
     /// with up to 1,000 awaiting their confirm.
     ///
-    /// A message whose publish failed retriably (the connection failed and recovers) is published again once the
-    /// connection is back, up to ``rounds`` times, so that every id ends up either confirmed or reported as failed,
-    /// once. A message whose confirm was lost may then reach the queue twice; the consumer's deduplication by id
-    /// absorbs that.
+    /// A message whose publish failed retriably (the connection failed and recovers, or the broker refused it) is
+    /// published again, on a new channel, once the connection is back, up to ``rounds`` times, so that every id ends
+    /// up either confirmed or reported as failed, once. A message whose confirm was lost may then reach the queue
+    /// twice; the consumer's deduplication by id absorbs that.
     private func send<Message: Encodable>(_ messages: [(id: String, message: Message)], to queue: String)
         async throws -> Report
     {
@@ -81,7 +81,7 @@ public struct EventProducer: Sendable {
         configuration.connectionName = configuration.connectionName ?? "payment-producer"
         let amqp = try await AMQPConnection.connect(configuration: configuration, logger: logger)
         do {
-            let channel = try await amqp.openChannel()
+            var channel = try await amqp.openChannel()
             do {
                 _ = try await channel.declareQueue(queue, passive: true)
             } catch let error as AMQPError where error.replyCode == 404 {
@@ -98,6 +98,12 @@ public struct EventProducer: Sendable {
                         "publishing again the messages whose confirm was lost",
                         metadata: ["count": "\(remaining.count)", "round": "\(round)"])
                     try await waitForRecovery(of: amqp)
+                    // Each round on a new channel: RabbitMQ 3.10 can refuse (basic.nack) every later publish of a
+                    // channel that published to a quorum queue while the queue had no leader.
+                    let stale = channel
+                    channel = try await amqp.openChannel()
+                    try await channel.enablePublisherConfirms(maxOutstanding: 1000)
+                    try? await stale.close()
                 }
                 var retriable: [(String, Data)] = []
                 let lastRound = round == Self.rounds
