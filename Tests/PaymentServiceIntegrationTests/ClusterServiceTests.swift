@@ -58,6 +58,7 @@ final class ClusterServiceTests: PaymentScenarioTestCase {
         for instance in instances {
             try await instance.waitForLog("payment consumer running", seconds: 60)
         }
+        assertEveryQueueIsReplicatedOnEveryNode()
 
         // 2,000 payments over 50 s, each registration 0 to 3 s after its payment: long enough for both faults to
         // land while payments and registrations keep coming (under this load a node takes up to 30 s to start again).
@@ -160,6 +161,26 @@ final class ClusterServiceTests: PaymentScenarioTestCase {
                 "--name-prefix", prefix, "--queue-type", "quorum", "--retry-step", "500ms", "--hold-time", "5s",
                 "--summary-interval", "0s", "--log-format", "json",
             ])
+    }
+
+    /// Every queue and stream the instances declared is a quorum queue or a stream with a member on each node:
+    /// nothing the service needs lives on one node only.
+    private func assertEveryQueueIsReplicatedOnEveryNode() {
+        let rows = ClusterScenario.queueListing(prefix: prefix, liveNode: 1).split(separator: "\n")
+        XCTAssertGreaterThanOrEqual(rows.count, 7, "work queues, parking lot, delay queues and streams:\n\(rows)")
+        for row in rows {
+            let columns = row.split(separator: "\t").map(String.init)
+            guard columns.count >= 6 else {
+                XCTFail("unexpected rabbitmqctl row: \(row)")
+                continue
+            }
+            XCTAssertTrue(["quorum", "stream"].contains(columns[1]), "\(columns[0]) is a \(columns[1]) queue")
+            for node in TestCluster.nodes {
+                XCTAssertTrue(
+                    columns[5].contains(TestCluster.name(node: node)), "\(columns[0]) has no member on node \(node)")
+            }
+        }
+        print("cluster queues: \(rows.count), each a quorum queue or stream with members on all three nodes")
     }
 
     /// The node of `nodes` with the most client connections (the lowest number on a tie).
