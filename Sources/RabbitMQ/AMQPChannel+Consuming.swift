@@ -71,7 +71,7 @@ extension AMQPChannel {
                 connection.cancelConsumer(consumerTag, on: self.id, continuation: nil)
             }, onFailure: { _ in }))
         }
-        return AMQPConsumer(owner: DeliveryBufferOwner(buffer), tag: consumerTag, channel: self)
+        return AMQPConsumer(owner: DeliveryBufferOwner(buffer), tag: consumerTag, channel: self, queue: queue)
     }
 
     /// Cancels a consumer (`basic.cancel`). Its sequence delivers what was already on its way, then ends.
@@ -105,11 +105,17 @@ extension AMQPChannel {
     ///   broker answers; without `noAck`, a message the broker handed out meanwhile stays unacknowledged until the
     ///   channel closes.
     public func get(queue: String, noAck: Bool = false) async throws -> AMQPDelivery? {
+        guard core.instruments.isActive else { return try await fetch(queue: queue, noAck: noAck) }
+        return try await instrumentedGet(queue: queue, noAck: noAck)
+    }
+
+    /// `basic.get`, without spans or metrics.
+    func fetch(queue: String, noAck: Bool) async throws -> AMQPDelivery? {
         try Self.validateName(queue, "queue name")
         let message = try await request { connection, continuation in
             connection.get(on: self.id, queue: queue, noAck: noAck, continuation: continuation)
         }
-        return message.map { AMQPDelivery($0, channel: self) }
+        return message.map { AMQPDelivery($0, channel: self, queue: queue) }
     }
 
     /// Acknowledges a delivery (`basic.ack`).

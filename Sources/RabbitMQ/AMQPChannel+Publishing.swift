@@ -103,6 +103,20 @@ extension AMQPChannel {
         _ body: Data, exchange: String = "", routingKey: String, properties: AMQPProperties = AMQPProperties(),
         mandatory: Bool = false
     ) async throws -> AMQPPublishConfirmation? {
+        guard core.instruments.isActive else {
+            return try await handOver(
+                body, exchange: exchange, routingKey: routingKey, properties: properties, mandatory: mandatory,
+                onSettle: nil)
+        }
+        return try await instrumentedPublish(
+            body, exchange: exchange, routingKey: routingKey, properties: properties, mandatory: mandatory)
+    }
+
+    /// Validates a publish, waits for room and hands it to the connection's thread; `onSettle` hears the confirm.
+    func handOver(
+        _ body: Data, exchange: String, routingKey: String, properties: AMQPProperties, mandatory: Bool,
+        onSettle: (@Sendable (Result<Void, AMQPError>) -> Void)?
+    ) async throws -> AMQPPublishConfirmation? {
         try Self.validateNames([(exchange, "exchange name"), (routingKey, "routing key")])
         try properties.validate()
         // Fails while the connection recovers; while the broker blocks the connection (a resource alarm) waits,
@@ -110,7 +124,7 @@ extension AMQPChannel {
         try await core.admitPublish()
         // Also throws once the channel is closed.
         let confirmed = try await state.acquireConfirmSlot()
-        let box = confirmed ? ConfirmationBox() : nil
+        let box = confirmed ? ConfirmationBox(onSettle: onSettle) : nil
         let request = PublishRequest(
             channelID: id, exchange: exchange, routingKey: routingKey, body: body, properties: properties,
             mandatory: mandatory, confirmation: box)

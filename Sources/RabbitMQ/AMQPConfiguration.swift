@@ -80,6 +80,8 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible, Cu
     /// How long a publish waits while the broker blocks the connection (`connection.blocked`, a resource alarm)
     /// before it fails with ``AMQPError/Code-swift.struct/timeout``. Default `.seconds(30)`.
     public var blockedPublishTimeout: Duration = .seconds(30)
+    /// Spans and metrics. Default: spans when a tracer is bootstrapped, no metrics.
+    public var observability = Observability()
 
     /// Creates a configuration; every argument has the default its property documents.
     ///
@@ -314,6 +316,7 @@ extension AMQPConfiguration: CustomReflectable {
                 "tls": tls as Any,
                 "recovery": recovery,
                 "blockedPublishTimeout": blockedPublishTimeout,
+                "observability": observability,
             ],
             displayStyle: .struct
         )

@@ -14,11 +14,14 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
     /// The channel the consumer runs on.
     public let channel: AMQPChannel
     private let owner: DeliveryBufferOwner
+    /// The queue the consumer reads.
+    let queue: String
 
-    init(owner: DeliveryBufferOwner, tag: String, channel: AMQPChannel) {
+    init(owner: DeliveryBufferOwner, tag: String, channel: AMQPChannel, queue: String) {
         self.owner = owner
         self.tag = tag
         self.channel = channel
+        self.queue = queue
     }
 
     /// Cancels the consumer (`basic.cancel`); the sequence delivers what was already on its way, then ends.
@@ -33,7 +36,7 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
 
     /// Creates the iterator; only the first one reads deliveries.
     public func makeAsyncIterator() -> Iterator {
-        Iterator(owner: owner, isSecond: !owner.buffer.claimIterator(), tag: tag, channel: channel)
+        Iterator(owner: owner, isSecond: !owner.buffer.claimIterator(), tag: tag, channel: channel, queue: queue)
     }
 
     /// Iterates the deliveries.
@@ -44,6 +47,8 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
         let tag: String
         /// The channel deliveries are acknowledged through.
         let channel: AMQPChannel
+        /// The queue the consumer reads.
+        let queue: String
 
         /// The next delivery, or nil once the consumer was cancelled.
         ///
@@ -61,7 +66,12 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
                 throw AMQPError(
                     .invalidArgument, "consumer \(tag) is already being iterated; a consumer's deliveries are read once")
             }
-            return try await owner.buffer.next().map { AMQPDelivery($0, channel: channel) }
+            guard let message = try await owner.buffer.next() else { return nil }
+            let delivery = AMQPDelivery(message, channel: channel, queue: queue)
+            if let metrics = channel.core.instruments.metrics {
+                metrics.recordConsumed(operation: "process", destination: delivery.receiveDestination)
+            }
+            return delivery
         }
     }
 }

@@ -27,9 +27,11 @@ public struct AMQPDelivery: Sendable {
     public let channel: AMQPChannel
     /// Which connection of the channel the delivery came on (recovery replaces connections).
     let epoch: UInt64
+    /// The queue the message came from: the consumer's, or the one `basic.get` read.
+    let queue: String
 
-    /// The delivery of `message`, which came on `channel`.
-    init(_ message: InboundMessage, channel: AMQPChannel) {
+    /// The delivery of `message`, which came on `channel` from `queue`.
+    init(_ message: InboundMessage, channel: AMQPChannel, queue: String) {
         body = message.body
         properties = message.properties
         exchange = message.exchange
@@ -40,6 +42,7 @@ public struct AMQPDelivery: Sendable {
         remainingMessageCount = message.remainingMessageCount
         self.channel = channel
         epoch = message.epoch
+        self.queue = queue
     }
 
     /// Acknowledges the delivery (`basic.ack`).
@@ -55,7 +58,9 @@ public struct AMQPDelivery: Sendable {
     ///   connection, the call neither throws nor sends anything (it is logged): the broker has already put the
     ///   message back.
     public func ack(multiple: Bool = false) async throws {
-        try channel.acknowledge(deliveryTag: deliveryTag, multiple: multiple, kind: .ack, epoch: epoch)
+        try settle("ack") {
+            try channel.acknowledge(deliveryTag: deliveryTag, multiple: multiple, kind: .ack, epoch: epoch)
+        }
     }
 
     /// Refuses the delivery (`basic.nack`), requeueing it or letting the queue dead-letter or drop it.
@@ -69,7 +74,10 @@ public struct AMQPDelivery: Sendable {
     ///   or the connection's `connectionClosed`, `connectionClosedByBroker` or `connectionLost`. During a recovery,
     ///   and for a delivery from the connection it replaced, nothing is sent and nothing is thrown.
     public func nack(multiple: Bool = false, requeue: Bool = true) async throws {
-        try channel.acknowledge(deliveryTag: deliveryTag, multiple: multiple, kind: .nack(requeue: requeue), epoch: epoch)
+        try settle("nack") {
+            try channel.acknowledge(
+                deliveryTag: deliveryTag, multiple: multiple, kind: .nack(requeue: requeue), epoch: epoch)
+        }
     }
 
     /// Rejects the delivery (`basic.reject`).
@@ -81,6 +89,9 @@ public struct AMQPDelivery: Sendable {
     ///   or the connection's `connectionClosed`, `connectionClosedByBroker` or `connectionLost`. During a recovery,
     ///   and for a delivery from the connection it replaced, nothing is sent and nothing is thrown.
     public func reject(requeue: Bool = true) async throws {
-        try channel.acknowledge(deliveryTag: deliveryTag, multiple: false, kind: .reject(requeue: requeue), epoch: epoch)
+        try settle("reject") {
+            try channel.acknowledge(
+                deliveryTag: deliveryTag, multiple: false, kind: .reject(requeue: requeue), epoch: epoch)
+        }
     }
 }

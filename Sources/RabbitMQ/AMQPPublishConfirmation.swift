@@ -29,6 +29,14 @@ public struct AMQPPublishConfirmation: Sendable {
 /// The shared slot a confirm is settled into by the I/O thread and awaited by the publisher.
 final class ConfirmationBox: Sendable {
     private let outcome = OneShotResult<Void>()
+    /// Told the broker's answer once, on the thread that settles it: how a publish span ends at its confirm.
+    private let onSettle: (@Sendable (Result<Void, AMQPError>) -> Void)?
+    /// Whether `onSettle` was told: it hears the first answer, before the publisher wakes up to it.
+    private let told = Atomic(false)
+
+    init(onSettle: (@Sendable (Result<Void, AMQPError>) -> Void)? = nil) {
+        self.onSettle = onSettle
+    }
 
     /// Waits for the broker's answer; a cancelled wait throws `CancellationError` and leaves the confirm pending.
     func wait() async throws {
@@ -37,6 +45,9 @@ final class ConfirmationBox: Sendable {
 
     /// Settles the confirmation; later calls are ignored.
     func settle(_ result: Result<Void, AMQPError>) {
+        if let onSettle, told.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+            onSettle(result)
+        }
         outcome.settle(result.mapError { $0 })
     }
 }

@@ -540,9 +540,10 @@ final class ConfigurationTests: XCTestCase {
         let mirror = Mirror(reflecting: configuration)
         let password = mirror.children.first { $0.label == "password" }?.value as? String
         XCTAssertEqual(password, "***")
-        // Every stored property, so none escapes the redacted mirror (16 since the failover endpoints and their shuffling).
-        XCTAssertEqual(mirror.children.count, 16)
+        // Every stored property, so none escapes the redacted mirror (17 since observability).
+        XCTAssertEqual(mirror.children.count, 17)
         XCTAssertNotNil(mirror.children.first { $0.label == "recovery" })
+        XCTAssertNotNil(mirror.children.first { $0.label == "observability" })
     }
 
     func testErrorsNeverShowThePassword() {

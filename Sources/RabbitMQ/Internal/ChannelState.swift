@@ -13,6 +13,7 @@ final class ChannelState: Sendable {
         var confirmWindow: Int?
         var outstandingConfirms = 0
         var slotWaiters = WaiterList<Void>()
+        var isGone = false
     }
 
     /// The channel number on its connection.
@@ -21,10 +22,14 @@ final class ChannelState: Sendable {
     let returnedMessages: AsyncStream<AMQPReturnedMessage>
     private let returns: AsyncStream<AMQPReturnedMessage>.Continuation
     private let state = Mutex(State())
+    /// Counts the channel in the open-channels gauge while it lives, when metrics are on.
+    private let metrics: ClientMetrics?
 
-    init(id: UInt16) {
+    init(id: UInt16, metrics: ClientMetrics? = nil) {
         self.id = id
+        self.metrics = metrics
         (returnedMessages, returns) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        metrics?.channelsChanged(by: 1)
     }
 
     /// Throws the error that made the channel unusable, if any.
@@ -112,5 +117,10 @@ final class ChannelState: Sendable {
     func didClose(_ error: AMQPError) {
         markClosed(error)
         returns.finish()
+        let wasGone = state.withLock { state in
+            defer { state.isGone = true }
+            return state.isGone
+        }
+        if !wasGone { metrics?.channelsChanged(by: -1) }
     }
 }

@@ -9,6 +9,8 @@ final class ConnectionCore: Sendable {
         var parameters = AMQPConnection.Parameters(heartbeat: .zero, frameMax: 0, channelMax: 0)
         var serverProperties = AMQPTable()
         var blocked: String?
+        var blockedSince: ContinuousClock.Instant?
+        var countedAsOpen = false
         var unblockWaiters = WaiterList<Void>()
         var recovering: AMQPError?
         var endpoint: AMQPConfiguration.Endpoint?
@@ -17,6 +19,8 @@ final class ConnectionCore: Sendable {
     let configuration: AMQPConfiguration
     let logger: Logger
     let commands: CommandQueue
+    /// Where spans and metrics go.
+    let instruments: ClientInstruments
     private let state = Mutex(State())
     /// How the connection ended, once it has: success for a close the application asked for.
     private let end = OneShotResult<Void>()
@@ -28,11 +32,21 @@ final class ConnectionCore: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.commands = try CommandQueue()
+        self.instruments = ClientInstruments(configuration.observability)
         (recoveryEvents, recoveryEventSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(256))
     }
 
     /// Publishes a recovery event, and records whether the connection is recovering.
     func report(_ event: AMQPRecoveryEvent) {
+        if let metrics = instruments.metrics {
+            switch event {
+            case .started: metrics.recordRecovery("started")
+            case .recovered: metrics.recordRecovery("recovered")
+            case .attemptFailed: metrics.recordRecovery("attempt_failed")
+            case .gaveUp: metrics.recordRecovery("gave_up")
+            case .queueRenamed: break
+            }
+        }
         state.withLock { state in
             switch event {
             case .started(let cause): state.recovering = cause
@@ -124,11 +138,14 @@ final class ConnectionCore: Sendable {
     func didOpen(
         parameters: AMQPConnection.Parameters, serverProperties: AMQPTable, endpoint: AMQPConfiguration.Endpoint
     ) {
-        state.withLock {
-            $0.parameters = parameters
-            $0.serverProperties = serverProperties
-            $0.endpoint = endpoint
+        let isFirst = state.withLock { state in
+            state.parameters = parameters
+            state.serverProperties = serverProperties
+            state.endpoint = endpoint
+            defer { state.countedAsOpen = true }
+            return !state.countedAsOpen
         }
+        if isFirst { instruments.metrics?.connectionsChanged(by: 1) }
     }
 
     /// The endpoint the connection is on (or was on last, while it recovers).
@@ -139,11 +156,18 @@ final class ConnectionCore: Sendable {
     /// Records `connection.blocked` (with the broker's reason) or `connection.unblocked` (nil), which releases the
     /// publishers that were waiting.
     func setBlocked(_ reason: String?) {
-        let waiters = state.withLock { state -> [WaiterList<Void>.Continuation] in
+        let now = ContinuousClock.now
+        let (waiters, blockedFor) = state.withLock { state -> ([WaiterList<Void>.Continuation], Duration?) in
             state.blocked = reason
-            guard reason == nil else { return [] }
-            return state.unblockWaiters.removeAll()
+            guard reason == nil else {
+                if state.blockedSince == nil { state.blockedSince = now }
+                return ([], nil)
+            }
+            let blockedFor = state.blockedSince.map { now - $0 }
+            state.blockedSince = nil
+            return (state.unblockWaiters.removeAll(), blockedFor)
         }
+        if let blockedFor { instruments.metrics?.recordBlocked(for: blockedFor) }
         for waiter in waiters { waiter.resume() }
     }
 
@@ -151,7 +175,11 @@ final class ConnectionCore: Sendable {
     func didEnd(with error: AMQPError?) {
         let result: Result<Void, any Error> = error.map { .failure($0) } ?? .success(())
         end.settle(result)
-        let blockedWaiters = state.withLock { $0.unblockWaiters.removeAll() }
+        let (blockedWaiters, wasCounted) = state.withLock { state in
+            defer { state.countedAsOpen = false }
+            return (state.unblockWaiters.removeAll(), state.countedAsOpen)
+        }
+        if wasCounted { instruments.metrics?.connectionsChanged(by: -1) }
         for waiter in blockedWaiters {
             waiter.resume(throwing: error ?? AMQPError(.connectionClosed, "the connection was closed"))
         }

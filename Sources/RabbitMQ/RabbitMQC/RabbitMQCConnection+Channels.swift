@@ -13,7 +13,7 @@ extension RabbitMQCConnection {
             reply.resume(throwing: error)
             return
         }
-        let shared = ChannelState(id: id)
+        let shared = ChannelState(id: id, metrics: core.instruments.metrics)
         channels[id] = RabbitMQCChannel(shared: shared)
         request(
             AMQP_CHANNEL_OPEN_METHOD, on: id, expecting: [AMQP_CHANNEL_OPEN_OK_METHOD],
