@@ -20,6 +20,8 @@ public final class PaymentConsumerService: Service {
     public let registry = ClientRegistry()
     private let claims: ClaimBoard
     private let stopping = Mutex(false)
+    /// Where the service is, for ``readiness``.
+    let lifecycle = Mutex(Lifecycle())
 
     /// Creates the service; nothing connects until ``run()``.
     ///
@@ -47,6 +49,7 @@ public final class PaymentConsumerService: Service {
     ///   recovery gave up). `CancellationError` when the task running it is cancelled while a handler waits for a
     ///   claim.
     public func run() async throws {
+        defer { enter(.stopped) }
         try configuration.validate()
         let mode = try await resolveDelayMode()
         let topology = configuration.topology
@@ -65,6 +68,7 @@ public final class PaymentConsumerService: Service {
             try? await consumeConnection.close()
             throw error
         }
+        watch([consumeConnection, publishConnection])
 
         let recoveryLogs = [consumeConnection, publishConnection].map { connection in
             Task { await self.logRecovery(of: connection) }
@@ -155,6 +159,8 @@ public final class PaymentConsumerService: Service {
             started.append(QueueConsumer(consumer: consumer, handle: handle))
         }
         let consumers = started
+        // Ready before the line is logged: whoever reads the line may count on the readiness probe answering 200.
+        enter(.consuming)
         logger.info(
             "payment consumer running",
             metadata: [
@@ -204,6 +210,7 @@ public final class PaymentConsumerService: Service {
         } onGracefulShutdown: {
             self.logger.info("shutting down: no new deliveries are taken; running handlers finish")
             self.stopping.withLock { $0 = true }
+            self.enter(.stopping)
             self.registry.cancelWaits()
             Task {
                 for queueConsumer in consumers { try? await queueConsumer.consumer.cancel() }
