@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "PaymentConsumer",
             dependencies: [
-                "PaymentCommandLine", "PaymentService",
+                "PaymentCommandLine", "PaymentService", "RabbitMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

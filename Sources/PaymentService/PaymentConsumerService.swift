@@ -151,10 +151,17 @@ public final class PaymentConsumerService: Service {
             try await channel.setPrefetch(configuration.prefetch)
             let consumer = try await channel.consume(queue: queue)
             let handle: @Sendable (AMQPDelivery) async throws -> Void
+            // Each delivery is handled in its process span: the payment's trace goes on through what it publishes.
             if queue == topology.clientsQueue {
-                handle = { delivery in try await handler.handleRegistration(delivery) }
+                handle = { delivery in
+                    try await delivery.process { _ in try await handler.handleRegistration(delivery) }
+                }
             } else {
-                handle = { delivery in try await handler.handlePayment(delivery, from: queue) }
+                handle = { delivery in
+                    try await delivery.process { span in
+                        try await handler.handlePayment(delivery, from: queue, span: span)
+                    }
+                }
             }
             started.append(QueueConsumer(consumer: consumer, handle: handle))
         }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import RabbitMQ
 import Synchronization
+import Tracing
 
 /// Handles one delivery of each of the three queues: the one place that carries out a ``PaymentDecision``.
 ///
@@ -72,7 +73,7 @@ final class PaymentHandler: Sendable {
 
     /// Processes, retries, parks or skips a payment from `payment-processor` or `payment-reprocessor`, step by
     /// step as ``PaymentDecision/decide(_:policy:hold:)`` says.
-    func handlePayment(_ delivery: AMQPDelivery, from queue: String) async throws {
+    func handlePayment(_ delivery: AMQPDelivery, from queue: String, span: any Span) async throws {
         metrics.record(.received)
         let payment: PaymentRequest
         switch MessageValidation.payment(from: delivery.body) {
@@ -87,6 +88,11 @@ final class PaymentHandler: Sendable {
                 delivery, UnreadableMessage("header \"\(PaymentTopology.attemptHeader)\" is not a positive integer"),
                 from: queue)
             return
+        }
+        span.updateAttributes { attributes in
+            attributes["payment.id"] = payment.paymentId
+            attributes["payment.client_id"] = payment.clientId
+            attributes["payment.attempt"] = attempt
         }
         var handling = PaymentHandling(
             payment: payment, delivery: delivery, queue: queue,
@@ -141,9 +147,13 @@ final class PaymentHandler: Sendable {
             switch decision {
             case .hold(let time):
                 handling.facts.holdTried = true
-                switch await registry.waitForRegistration(
-                    of: handling.payment.clientId, timeout: time, limit: hold.maxHeld)
-                {
+                let clientID = handling.payment.clientId
+                let woken = await withSpan("hold payment", ofKind: .internal) { span in
+                    let woken = await registry.waitForRegistration(of: clientID, timeout: time, limit: hold.maxHeld)
+                    span.attributes["payment.hold.outcome"] = "\(woken)"
+                    return woken
+                }
+                switch woken {
                 case .registered:
                     metrics.record(.woken)
                     logger.debug("held payment woken by its registration", metadata: handling.metadata)
@@ -250,7 +260,8 @@ final class PaymentHandler: Sendable {
             try await publisher.publish(
                 PaymentOutcome(
                     paymentId: payment.paymentId, clientId: payment.clientId, attempts: handling.facts.attempt,
-                    outcome: .processed))
+                    outcome: .processed),
+                settling: handling.delivery)
             settlement = (claim, .processed)
             metrics.record(.processed)
             logger.info("payment processed", metadata: metadata)
@@ -261,7 +272,8 @@ final class PaymentHandler: Sendable {
             try await publisher.publish(
                 PaymentOutcome(
                     paymentId: payment.paymentId, clientId: payment.clientId, attempts: handling.facts.attempt,
-                    outcome: .parked, reason: reason))
+                    outcome: .parked, reason: reason),
+                settling: handling.delivery)
             settlement = (claim, .parked)
             metrics.record(.parked)
             logger.warning("payment parked", metadata: metadata.merging(["reason": "\(reason)"]) { $1 })

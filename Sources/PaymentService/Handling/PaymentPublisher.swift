@@ -10,14 +10,14 @@ struct PaymentPublisher: Sendable {
     let topology: PaymentTopology
     let mode: ResolvedDelayMode
 
-    /// Publishes a payment's outcome to `payment-events`.
-    func publish(_ outcome: PaymentOutcome) async throws {
+    /// Publishes a payment's outcome to `payment-events`, in the trace of `delivery`, the payment it settles.
+    func publish(_ outcome: PaymentOutcome, settling delivery: AMQPDelivery) async throws {
         let body = try JSONEncoder().encode(outcome)
         try await channel.publish(
             body, exchange: topology.eventsExchange, routingKey: outcome.outcome.routingKey,
             properties: AMQPProperties(
-                contentType: "application/json", deliveryMode: .persistent, messageID: outcome.paymentId,
-                timestamp: Date()),
+                contentType: "application/json", headers: InheritedTraceContext.passedOn(from: delivery),
+                deliveryMode: .persistent, messageID: outcome.paymentId, timestamp: Date()),
             mandatory: false)
     }
 
@@ -26,6 +26,7 @@ struct PaymentPublisher: Sendable {
         var properties = delivery.properties
         properties.deliveryMode = .persistent
         var headers = properties.headers ?? AMQPTable()
+        InheritedTraceContext.dropInherited(from: &headers)
         headers[PaymentTopology.attemptHeader] = .int32(Int32(clamping: attempt))
         switch mode {
         case .plugin, .pluginStandIn:
@@ -48,6 +49,7 @@ struct PaymentPublisher: Sendable {
         var properties = delivery.properties
         properties.deliveryMode = .persistent
         var headers = properties.headers ?? AMQPTable()
+        InheritedTraceContext.dropInherited(from: &headers)
         headers[PaymentTopology.parkingReasonHeader] = .string(reason)
         headers[PaymentTopology.parkingSourceHeader] = .string(queue)
         headers[AMQPDelayedExchange.delayHeader] = nil
