@@ -1,7 +1,10 @@
 import ArgumentParser
 import Logging
+import Metrics
 import PaymentCommandLine
 import PaymentService
+import Prometheus
+import RabbitMQ
 import ServiceLifecycle
 import UnixSignals
 
@@ -17,10 +20,13 @@ struct Consumer: AsyncParsableCommand {
             outcomes to the payment-events exchange. A payment of an unknown client is held up to --hold-time for its \
             registration, then retried after attempt × --retry-step (at most --max-delay), --max-attempts times, then \
             parked in payment-parking-lot. Several instances may run side by side: every payment gets one outcome, \
-            however many copies arrive within --dedupe-window. SIGINT or SIGTERM stop it cleanly.
+            however many copies arrive within --dedupe-window. SIGINT or SIGTERM stop it cleanly. With --http-port it \
+            serves Prometheus metrics on /metrics and probes on /health/live and /health/ready.
             """)
 
     @OptionGroup var connection: ConnectionOptions
+
+    @OptionGroup var http: HTTPOptions
 
     @Option(help: "How retries are delayed: auto (the plugin if the broker has it, else TTL queues; always TTL queues with --queue-type quorum, as the plugin keeps delayed messages on one node), plugin, ttl, or plugin-stand-in (tests only: the plugin's path on a stock direct exchange, without the delay).")
     var delayMode: DelayMode = .auto
@@ -76,21 +82,44 @@ struct Consumer: AsyncParsableCommand {
 
     func run() async throws {
         let logger = connection.bootstrapLogging(label: "consumer")
+        // Before the service exists: a swift-metrics counter is bound to the backend of the moment it is created.
+        let prometheus = http.port.map { _ in Self.bootstrapPrometheus() }
+        var amqp = try connection.configuration()
+        // The library's metrics are opt-in; they are wanted where /metrics serves them.
+        amqp.observability.metrics = prometheus != nil
         let service = PaymentConsumerService(
             configuration: PaymentConsumerConfiguration(
-                connection: try connection.configuration(),
+                connection: amqp,
                 policy: RetryPolicy(step: retryStep.duration, maxDelay: maxDelay.duration, maxAttempts: maxAttempts),
                 delayMode: delayMode, topology: PaymentTopology(prefix: connection.namePrefix, queueType: queueType),
                 hold: HoldPolicy(time: holdTime.duration, maxHeld: maxHeld), prefetch: prefetch,
                 summaryInterval: summaryInterval.duration, dedupeWindow: dedupeWindow.duration,
                 claimLease: claimLease.duration),
             logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let port = http.port, let prometheus {
+            // First, so that the group, which shuts services down in reverse order, stops it after the payment
+            // service: the readiness probe answers 503 while the service drains.
+            let endpoints = HTTPEndpoints(registry: prometheus, service: service)
+            let server = HTTPServerService(host: http.httpHost, port: port, endpoints: endpoints, logger: logger)
+            services.append(.init(service: server))
+        }
+        services.append(.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+    }
+
+    /// Makes Prometheus the swift-metrics backend of the process (the service's counters, the library's
+    /// `messaging.client.*` metrics), and returns the registry that `/metrics` reads. Only with HTTP endpoints:
+    /// without them nothing would ever read what it collects.
+    private static func bootstrapPrometheus() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
     }
 }
 
