@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RabbitMQ
+import Tracing
 
 /// The `amqp-bench` command: parses the options, runs every measure on both sides, prints the summary.
 ///
@@ -45,6 +46,9 @@ enum BenchmarkCommand {
         guard configuration.authentication == .plain else {
             throw BenchmarkError("the C programs log in with PLAIN only: drop auth_mechanism from the URL")
         }
+        // Before any connection: a connection looks its tracer up once, when it is made.
+        let tracer = options.tracing ? CountingTracer() : nil
+        if let tracer { InstrumentationSystem.bootstrap(tracer) }
         var logger = Logger(label: "amqp-bench", factory: { StreamLogHandler.standardError(label: $0) })
         logger.logLevel = options.logLevel
         let workers = Workers(
@@ -102,6 +106,7 @@ enum BenchmarkCommand {
         guard left.isEmpty else {
             throw BenchmarkError("could not delete queue(s) \(left.joined(separator: ", "))")
         }
+        if let tracer { Console.out("amqp-bench: counting tracer: \(tracer.endedSpans) spans ended") }
         return summary
     }
 }

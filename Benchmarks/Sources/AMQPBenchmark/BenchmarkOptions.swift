@@ -30,6 +30,8 @@ struct BenchmarkOptions {
     var measures = Measure.allCases
     /// The level the library logs at (to stderr).
     var logLevel = Logger.Level.warning
+    /// Whether the Swift side runs with ``CountingTracer`` bootstrapped, to measure what tracing costs.
+    var tracing = false
 
     static let defaultURL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -53,6 +55,8 @@ struct BenchmarkOptions {
                                   (default: all)
           --log-level LEVEL       library log level on stderr: trace, debug, info, notice, warning, error,
                                   critical (default warning)
+          --tracer KIND           none (default: no tracer, tracing costs a nil check) or counting (a tracer that
+                                  makes, propagates and ends every span as a real one would, without exporting)
           -h, --help              show this help
         """
 
@@ -108,6 +112,12 @@ struct BenchmarkOptions {
                     throw .invalid("unknown log level '\(text)'")
                 }
                 options.logLevel = level
+            case "--tracer":
+                switch try takeValue() {
+                case "none": options.tracing = false
+                case "counting": options.tracing = true
+                case let other: throw .invalid("--tracer takes none or counting, not '\(other)'")
+                }
             default:
                 throw .invalid("unknown option '\(name)'")
             }

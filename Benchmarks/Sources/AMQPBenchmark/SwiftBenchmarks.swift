@@ -79,7 +79,8 @@ struct SwiftBenchmarks: Sendable {
             let start = MonotonicClock.nanoseconds()
             var received = 0
             for try await delivery in consumer {
-                try await delivery.ack()
+                // Handled as an application would, in its process span (a no-op without a tracer).
+                try await delivery.process { _ in try await delivery.ack() }
                 received += 1
                 if received == count { break }
             }
