@@ -35,12 +35,18 @@ enum ClusterScenario {
     /// Publishes one payment per client and each registration after a random lag of 0 to `maxLag` seconds, with a
     /// confirm each, as FaultTests' race does; a publish whose connection is lost is published again on the next
     /// node, so a payment may reach the service twice (the service must cope).
+    /// A new channel in confirm mode.
+    private static func confirmingChannel(on connection: AMQPConnection) async throws -> AMQPChannel {
+        let channel = try await connection.openChannel()
+        try await channel.enablePublisherConfirms()
+        return channel
+    }
+
     static func publishRace(
         topology: PaymentTopology, payments: Int, perSecond: Double, maxLag: Int, seed: UInt64
     ) async throws -> Race {
         let connection = try await connect(name: "cluster-test-producer")
-        let channel = try await connection.openChannel()
-        try await channel.enablePublisherConfirms()
+        var channel = try await confirmingChannel(on: connection)
         var generator = SeededGenerator(seed: seed)
         let start = ContinuousClock.now
         var schedule: [(due: ContinuousClock.Instant, queue: String, body: Data, id: String, isPayment: Bool)] = []
@@ -63,22 +69,33 @@ enum ClusterScenario {
         for item in schedule {
             if item.due > .now { try await Task.sleep(until: item.due) }
             let properties = AMQPProperties(contentType: "application/json", deliveryMode: .persistent, messageID: item.id)
+            let givingUp = ContinuousClock.now + .seconds(60)
             while true {
                 let body = item.body
                 let queue = item.queue
+                let publishing = channel
                 let result = await within(.seconds(5)) {
-                    try await channel.publish(body, routingKey: queue, properties: properties, mandatory: true)
+                    try await publishing.publish(body, routingKey: queue, properties: properties, mandatory: true)
                 }
                 switch result {
                 case .success: break
                 case .failure(let error as AMQPError) where error.isRetriable:
-                    // The node went away: the connection recovers on another one; try again once it has.
+                    // The node went away (the connection recovers on another one), or the broker refused it: try
+                    // again once it has, on a new channel, since RabbitMQ 3.10 may refuse every later publish of a
+                    // channel that published to a quorum queue without a leader.
+                    guard ContinuousClock.now < givingUp else { throw error }
                     try await Task.sleep(for: .milliseconds(200))
+                    channel = (try? await confirmingChannel(on: connection)) ?? channel
                     continue
                 case .failure(let error): throw error
                 case nil:
-                    // No answer (seen once for 9 minutes after a node loss): publish again, as a producer would.
+                    // No answer (seen once for 9 minutes after a node loss): publish again on a new channel, as a
+                    // producer would.
                     unanswered += 1
+                    guard ContinuousClock.now < givingUp else {
+                        throw TestClusterError("no confirm for \(item.id) in 60 s, through every retry")
+                    }
+                    channel = (try? await confirmingChannel(on: connection)) ?? channel
                     continue
                 }
                 break
