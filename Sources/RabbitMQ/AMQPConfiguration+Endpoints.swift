@@ -1,19 +1,28 @@
 extension AMQPConfiguration {
-    /// One broker a connection may be made to: a RabbitMQ node's host and AMQP port.
+    /// One broker a connection may be made to: a RabbitMQ node's host and AMQP port, and the name its TLS certificate
+    /// carries when that is not the host.
     public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         /// The node's host name, IPv4 address or IPv6 address (without brackets).
         public var host: String
         /// The node's AMQP port, 1...65535.
         public var port: Int
+        /// The TLS server name of this node when it differs from ``host`` (a node reached by address whose
+        /// certificate names it); nil: as ``AMQPConfiguration/TLS-swift.struct/serverName`` says.
+        ///
+        /// - Important: Carried and validated like ``AMQPConfiguration/TLS-swift.struct/serverName``, and not applied
+        ///   yet for the same reason: rabbitmq-c 0.11 takes the name it checks and sends from the host.
+        public var serverName: String?
 
         /// Creates an endpoint.
         ///
         /// - Parameters:
         ///   - host: The node's host name or address.
         ///   - port: The node's AMQP port.
-        public init(host: String, port: Int) {
+        ///   - serverName: The node's TLS server name when it is not `host`. Default `nil`.
+        public init(host: String, port: Int, serverName: String? = nil) {
             self.host = host
             self.port = port
+            self.serverName = serverName
         }
 
         /// `host:port`, with an IPv6 address in brackets.
@@ -28,12 +37,13 @@ extension AMQPConfiguration {
     /// the recovery backoff comes between two walks of the whole list. With ``shuffleEndpoints`` each walk takes them
     /// in a new random order.
     public var endpoints: [Endpoint] {
-        [Endpoint(host: host, port: port)] + failoverEndpoints
+        [Endpoint(host: host, port: port, serverName: tls?.serverName)] + failoverEndpoints
     }
 
-    /// Creates a configuration for a cluster from one URL per node, which must agree on everything but their host
-    /// and port (scheme, credentials, virtual host, query parameters): the first gives ``host`` and ``port``, the
-    /// others ``failoverEndpoints``. Checked with ``validate()``.
+    /// Creates a configuration for a cluster from one URL per node, which must agree on everything but their host,
+    /// port and TLS server name (`server_name_indication`): scheme, credentials, virtual host, other parameters. The
+    /// first gives ``host``, ``port`` and the TLS settings, the others ``failoverEndpoints``. Checked with
+    /// ``validate()``.
     ///
     /// ```swift
     /// let configuration = try AMQPConfiguration(urls: [
@@ -45,8 +55,8 @@ extension AMQPConfiguration {
     ///
     /// - Parameter urls: At least one URL, each as ``init(url:)`` reads it.
     /// - Throws: ``AMQPError`` with code ``AMQPError/Code-swift.struct/invalidConfiguration``: no URL, a URL
-    ///   ``init(url:)`` refuses, or a URL that differs from the first in more than its host and port (the message
-    ///   names it by position, never by its password).
+    ///   ``init(url:)`` refuses, or a URL that differs from the first in more than its host, port and TLS server name
+    ///   (the message names it by position, never by its password).
     public init(urls: [String]) throws {
         guard let first = urls.first else {
             throw Self.invalid("no broker URL was given")
@@ -58,12 +68,16 @@ extension AMQPConfiguration {
             var comparable = other
             comparable.host = base.host
             comparable.port = base.port
+            // Each node may have a certificate of its own: the TLS server name may differ from URL to URL.
+            comparable.tls?.serverName = base.tls?.serverName
             guard comparable == base else {
                 throw Self.invalid(
-                    "broker URL \(index + 1) of \(urls.count) differs from the first in more than its host and port: "
-                        + "the URLs of one cluster share the scheme, credentials, virtual host and parameters")
+                    "broker URL \(index + 1) of \(urls.count) differs from the first in more than its host, port and "
+                        + "server name: the URLs of one cluster share the scheme, credentials, virtual host and "
+                        + "parameters")
             }
-            configuration.failoverEndpoints.append(Endpoint(host: other.host, port: other.port))
+            configuration.failoverEndpoints.append(
+                Endpoint(host: other.host, port: other.port, serverName: other.tls?.serverName))
         }
         self = configuration
     }
@@ -80,6 +94,9 @@ extension AMQPConfiguration {
             }
             if !(1...65535).contains(endpoint.port) {
                 throw Self.invalid("the port \(endpoint.port) of \(name) is out of range; use 1...65535")
+            }
+            if endpoint.serverName?.isEmpty == true {
+                throw Self.invalid("the TLS server name of \(name) is empty; use nil for its host")
             }
         }
     }

@@ -226,6 +226,7 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible, Cu
             var single = self
             single.host = endpoint.host
             single.port = endpoint.port
+            single.tls?.serverName = endpoint.serverName
             return single.urlString(password: Self.redacted)
         }.joined(separator: ",")
     }

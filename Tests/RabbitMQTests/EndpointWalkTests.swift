@@ -132,6 +132,22 @@ final class EndpointWalkTests: XCTestCase {
         XCTAssertFalse(configuration.description.contains("secret"))
     }
 
+    func testEachURLMayNameItsNodesTLSServerName() throws {
+        let configuration = try AMQPConfiguration(urls: [
+            "amqps://app:secret@10.0.0.1/payments?server_name_indication=rabbit-1.internal",
+            "amqps://app:secret@10.0.0.2/payments?server_name_indication=rabbit-2.internal",
+            "amqps://app:secret@rabbit-3.internal/payments",
+        ])
+        XCTAssertEqual(configuration.endpoints.map(\.serverName), ["rabbit-1.internal", "rabbit-2.internal", nil])
+        XCTAssertEqual(try AMQPConfiguration(urls: configuration.description.replacingOccurrences(of: "***", with: "secret")
+            .split(separator: ",").map(String.init)), configuration, "the description reads back")
+        var empty = configuration
+        empty.failoverEndpoints[0].serverName = ""
+        XCTAssertThrowsError(try empty.validate()) { error in
+            XCTAssertTrue("\(error)".contains("TLS server name of failover endpoint 1"), "\(error)")
+        }
+    }
+
     func testURLsThatDisagreeOnMoreThanTheirHostAreRefused() {
         for urls in [
             ["amqp://app:secret@a/payments", "amqp://app:other@b/payments"],
