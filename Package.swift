@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 /// Settings every Swift target of the package shares: Swift 6 mode comes from `swiftLanguageModes`; `any` is spelled
@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.2.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        // OTLP/HTTP only: the default traits would add the gRPC exporter, and with it grpc-swift, to every build.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.0.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // rabbitmq-c, found through pkg-config; shim.h picks the header layout and wraps variadic calls.
@@ -58,13 +60,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // What both command-line tools share: connection and logging options.
+        // What both command-line tools share: connection, logging and tracing options. Only the executables
+        // bootstrap a tracer (swift-otel's OTLP exporter, here); the library and the service never do.
         .target(
             name: "PaymentCommandLine",
             dependencies: [
                 "PaymentService", "RabbitMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -126,7 +131,11 @@ let package = Package(
         ),
         .testTarget(
             name: "PaymentServiceTests",
-            dependencies: ["PaymentService", "RabbitMQ", "RabbitMQTestSupport"],
+            dependencies: [
+                "PaymentCommandLine", "PaymentService", "RabbitMQ", "RabbitMQTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Runs the built consumer and producer as processes against the local broker.
@@ -136,6 +145,9 @@ let package = Package(
                 "PaymentService", "PaymentConsumer", "PaymentProducer", "RabbitMQ", "RabbitMQTestSupport",
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings

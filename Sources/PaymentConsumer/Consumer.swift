@@ -21,12 +21,15 @@ struct Consumer: AsyncParsableCommand {
             registration, then retried after attempt × --retry-step (at most --max-delay), --max-attempts times, then \
             parked in payment-parking-lot. Several instances may run side by side: every payment gets one outcome, \
             however many copies arrive within --dedupe-window. SIGINT or SIGTERM stop it cleanly. With --http-port it \
-            serves Prometheus metrics on /metrics and probes on /health/live and /health/ready.
+            serves Prometheus metrics on /metrics and probes on /health/live and /health/ready. With --otlp-endpoint \
+            it exports traces, as service payment-consumer.
             """)
 
     @OptionGroup var connection: ConnectionOptions
 
     @OptionGroup var http: HTTPOptions
+
+    @OptionGroup var tracing: TracingOptions
 
     @Option(help: "How retries are delayed: auto (the plugin if the broker has it, else TTL queues; always TTL queues with --queue-type quorum, as the plugin keeps delayed messages on one node), plugin, ttl, or plugin-stand-in (tests only: the plugin's path on a stock direct exchange, without the delay).")
     var delayMode: DelayMode = .auto
@@ -82,6 +85,8 @@ struct Consumer: AsyncParsableCommand {
 
     func run() async throws {
         let logger = connection.bootstrapLogging(label: "consumer")
+        // Before any connection exists: a connection looks the tracer up once, when it is created.
+        let traceExport = try tracing.bootstrapTracing(serviceName: "payment-consumer", logger: logger)
         // Before the service exists: a swift-metrics counter is bound to the backend of the moment it is created.
         let prometheus = http.port.map { _ in Self.bootstrapPrometheus() }
         var amqp = try connection.configuration()
@@ -97,9 +102,15 @@ struct Consumer: AsyncParsableCommand {
                 claimLease: claimLease.duration),
             logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let traceExport {
+            // First, so that the group stops it last and it exports the spans of the drain. Its end, even by an
+            // error, never stops payments: traces are for looking at them, not for handling them.
+            services.append(
+                .init(service: traceExport, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore))
+        }
         if let port = http.port, let prometheus {
-            // First, so that the group, which shuts services down in reverse order, stops it after the payment
-            // service: the readiness probe answers 503 while the service drains.
+            // Before the payment service, so that the group, which shuts services down in reverse order, stops it
+            // after the payment service: the readiness probe answers 503 while the service drains.
             let endpoints = HTTPEndpoints(registry: prometheus, service: service)
             let server = HTTPServerService(host: http.httpHost, port: port, endpoints: endpoints, logger: logger)
             services.append(.init(service: server))
