@@ -35,8 +35,8 @@ enum BenchmarkCommand {
         }
     }
 
-    /// Every repetition of every measure, C then Swift each time, so that both sides of a measure run back to back
-    /// under the same machine and broker conditions.
+    /// Every repetition of every measure, C then Swift each time (C, Swift, C, Swift...), so that both sides of a
+    /// measure run back to back under the same machine and broker conditions, and a drift over the run hits both.
     private static func run(_ options: BenchmarkOptions) async throws -> BenchmarkSummary {
         let configuration = try AMQPConfiguration(url: options.url)
         // The C programs open plain TCP connections and log in with PLAIN; anything else would compare unlike work.
@@ -62,7 +62,8 @@ enum BenchmarkCommand {
         Console.out(
             "amqp-bench: \(options.repetitions) repetition(s); publish \(options.publishMessages), "
                 + "publish-confirmed \(options.confirmedMessages) (window \(options.confirmWindow)), "
-                + "consume \(options.consumeMessages) (prefetch \(options.prefetch)), "
+                + "consume and consume-multiple-ack \(options.consumeMessages) (prefetch \(options.prefetch), "
+                + "multiple ack every \(Measure.multipleAckEvery)), "
                 + "latency \(options.latencyMessages) at \(String(format: "%g", options.latencyRate))/s; "
                 + "\(options.messageSize)-byte bodies")
 
@@ -82,10 +83,10 @@ enum BenchmarkCommand {
             for repetition in 1...options.repetitions {
                 for measure in options.measures {
                     for side in [Side.c, Side.swift] {
-                        let (sample, note) = try await workers.run(
+                        let (sample, cpu, note) = try await workers.run(
                             measure, side, repetition: repetition, queues: queues)
-                        summary.record(sample, of: measure, by: side)
-                        let label = measure.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0)
+                        summary.record(sample, cpuMicrosecondsPerMessage: cpu, of: measure, by: side)
+                        let label = measure.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0)
                         let sideLabel = side.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)
                         Console.out(
                             "[\(repetition)/\(options.repetitions)] \(label) \(sideLabel) \(sample.description)"
@@ -117,76 +118,73 @@ private struct Workers {
     let c: CBenchmarks
     let options: BenchmarkOptions
 
-    /// Returns the sample and a note that helps reading it: the process's CPU time per message during the call
-    /// (connecting and closing included), and for `publish` how long until the broker had taken every message.
+    /// Returns the measurement, its CPU time per message in µs, and a note that helps reading it.
     func run(
         _ measure: Measure, _ side: Side, repetition: Int, queues: BenchmarkQueues
-    ) async throws -> (Sample, note: String) {
+    ) async throws -> (Sample, cpuMicrosecondsPerMessage: Double, note: String) {
         let queue = try await queues.fresh(measure, side, repetition: repetition)
         let size = options.messageSize
         let what = "\(side.rawValue) \(measure.rawValue)"
-        let sample: Sample
-        var notes: [String] = []
+        var measurement: Measurement
+        var note = ""
         let count: Int
-        let cpuStart: Int64
         switch measure {
         case .publish:
             count = options.publishMessages
-            cpuStart = ProcessCPUClock.nanoseconds()
-            // The notes give an end-to-end view the measure itself leaves out: how long until the broker answered
-            // channel.close, which it does only after taking every publish.
-            switch side {
-            case .c:
-                let (published, callSeconds) = try await withTimeLimit(throughputLimit(count), what) {
-                    try await c.publish(queue: queue, count: count, size: size)
+            measurement = try await withTimeLimit(throughputLimit(count), what) {
+                switch side {
+                case .c: try await c.publish(queue: queue, count: count, size: size)
+                case .swift: try await swift.publish(queue: queue, count: count, size: size)
                 }
-                sample = published
-                notes.append(String(format: "whole call, with connect and close, took %.3f s", callSeconds))
-            case .swift:
-                let (published, closedAfter) = try await withTimeLimit(throughputLimit(count), what) {
-                    try await swift.publish(queue: queue, count: count, size: size)
-                }
-                sample = published
-                notes.append(String(format: "close() returned after %.3f s", closedAfter))
             }
+            // The one rule for both sides: the clock stops when the broker holds every message, seen from another
+            // connection once the side closed its own. Polled every millisecond: well under 1 % of the measure.
+            // The CPU figure ends at the close, so this polling (the same for both) is not in it.
+            guard case .throughput(_, let closedAfter) = measurement.sample else { preconditionFailure() }
+            try await queues.waitForMessageCount(queue, count, every: .milliseconds(1))
+            let held = MonotonicClock.seconds(from: measurement.startNanoseconds, to: MonotonicClock.nanoseconds())
+            measurement.sample = .throughput(messages: count, seconds: held)
+            note = String(format: "closed after %.3f s, broker held all after %.3f s", closedAfter, held)
 
         case .publishConfirmed:
             count = options.confirmedMessages
             let window = options.confirmWindow
-            cpuStart = ProcessCPUClock.nanoseconds()
-            sample = try await withTimeLimit(throughputLimit(count), what) {
+            measurement = try await withTimeLimit(throughputLimit(count), what) {
                 switch side {
                 case .c: try await c.publishConfirmed(queue: queue, count: count, size: size, window: window)
                 case .swift: try await swift.publishConfirmed(queue: queue, count: count, size: size, window: window)
                 }
             }
 
-        case .consume:
+        case .consume, .consumeMultipleAck:
             count = options.consumeMessages
             let prefetch = options.prefetch
+            let ackEvery = measure.ackEvery
+            // Filled by C, outside the measure, whichever side consumes; the count settling means the broker is
+            // done taking them, so the consumer does not compete with the fill for the broker.
             try await c.fill(queue: queue, count: count, size: size)
             try await queues.waitForMessageCount(queue, count)
-            cpuStart = ProcessCPUClock.nanoseconds()
-            sample = try await withTimeLimit(throughputLimit(count), what) {
+            measurement = try await withTimeLimit(throughputLimit(count), what) {
                 switch side {
-                case .c: try await c.consume(queue: queue, count: count, prefetch: prefetch)
-                case .swift: try await swift.consume(queue: queue, count: count, prefetch: prefetch)
+                case .c:
+                    try await c.consume(queue: queue, count: count, prefetch: prefetch, ackEvery: ackEvery)
+                case .swift:
+                    try await swift.consume(queue: queue, count: count, prefetch: prefetch, ackEvery: ackEvery)
                 }
             }
 
         case .latency:
             count = options.latencyMessages
             let rate = options.latencyRate
-            cpuStart = ProcessCPUClock.nanoseconds()
-            sample = try await withTimeLimit(.seconds(Double(count) / rate + 60), what) {
+            measurement = try await withTimeLimit(.seconds(Double(count) / rate + 60), what) {
                 switch side {
                 case .c: try await c.latency(queue: queue, count: count, size: size, rate: rate)
                 case .swift: try await swift.latency(queue: queue, count: count, size: size, rate: rate)
                 }
             }
         }
-        let cpuPerMessage = Double(ProcessCPUClock.nanoseconds() - cpuStart) / 1e3 / Double(count)
-        notes.insert(String(format: "CPU %.1f µs/msg", cpuPerMessage), at: 0)
+        let cpuPerMessage = measurement.cpuSeconds * 1e6 / Double(count)
+        note = String(format: "CPU %.2f µs/msg", cpuPerMessage) + (note.isEmpty ? "" : "; " + note)
 
         // Outside the measured time, the broker shows that the work was really done: every published message is in
         // the queue, and after consuming nothing is left (once the consumer's connection closed, an unacked message
@@ -194,11 +192,11 @@ private struct Workers {
         switch measure {
         case .publish, .publishConfirmed:
             try await queues.waitForMessageCount(queue, count)
-        case .consume, .latency:
+        case .consume, .consumeMultipleAck, .latency:
             try await queues.waitForMessageCount(queue, 0)
         }
         try await queues.remove(queue)
-        return (sample, notes.joined(separator: "; "))
+        return (measurement.sample, cpuPerMessage, note)
     }
 
     /// A generous limit for a throughput measure: a minute plus a millisecond per message, so only a stall trips it.

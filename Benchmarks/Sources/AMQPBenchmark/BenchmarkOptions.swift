@@ -14,17 +14,17 @@ struct BenchmarkOptions {
     var publishMessages = 200_000
     /// Messages published by `publish-confirmed`.
     var confirmedMessages = 100_000
-    /// Messages consumed by `consume`.
+    /// Messages consumed by `consume` and by `consume-multiple-ack`.
     var consumeMessages = 200_000
     /// Messages sent by the latency measure.
-    var latencyMessages = 2_000
-    /// The latency measure's publish rate, in messages per second.
-    var latencyRate = 500.0
+    var latencyMessages = 5_000
+    /// The latency measure's publish rate, in messages per second: one per millisecond.
+    var latencyRate = 1_000.0
     /// The body size of every message, in bytes (at least 8: the latency measure stamps its send time there).
     var messageSize = 100
     /// The most unconfirmed publishes of `publish-confirmed`.
     var confirmWindow = 1_000
-    /// The prefetch (`basic.qos`) of `consume`.
+    /// The prefetch (`basic.qos`) of `consume` and `consume-multiple-ack`.
     var prefetch: UInt16 = 1_000
     /// The measures to run, in this order.
     var measures = Measure.allCases
@@ -39,17 +39,20 @@ struct BenchmarkOptions {
         usage: amqp-bench [options]
 
         Measures the RabbitMQ Swift library against plain rabbitmq-c C programs doing the same work, alternating
-        C and Swift for every measure, and ends with one line per measure:
+        C and Swift for every measure, and ends with one line per measure, then one CPU line per measure:
           <measure> swift=<value> c=<value> ratio=<swift/c>
-        (msgs/s for publish, publish-confirmed and consume; microseconds for latency-p50 and latency-p99).
+          <measure>-cpu swift=<µs/msg> c=<µs/msg> ratio=<swift/c>
+        (msgs/s for publish, publish-confirmed, consume and consume-multiple-ack; microseconds for latency-p50 and
+        latency-p99; the process's CPU time per message over each side's measured part for the -cpu lines).
+        publish is timed until the broker holds every message.
 
         options:
           --url URL               broker URL (default: $AMQP_URL, else \(defaultURL))
           --repeat N              run every measure N times per side and report medians (default 1)
-          --messages N            messages per throughput measure: publish, publish-confirmed and consume
+          --messages N            messages per throughput measure: publish, publish-confirmed and both consumes
                                   (default 200000, 100000 and 200000)
-          --latency-messages N    messages of the latency measure (default 2000)
-          --rate R                publish rate of the latency measure, messages per second (default 500)
+          --latency-messages N    messages of the latency measure (default 5000)
+          --rate R                publish rate of the latency measure, messages per second (default 1000)
           --scale F               multiply every message count by F, e.g. 0.1 for a quick run (default 1)
           --measures LIST         comma-separated subset of: \(Measure.allCases.map(\.rawValue).joined(separator: ","))
                                   (default: all)

@@ -33,18 +33,21 @@ final class BenchmarkQueues {
         return name
     }
 
-    /// Waits until the queue's ready-message count is exactly `expected`, polling with passive declares.
+    /// Waits until the queue's ready-message count is exactly `expected`, polling with passive declares `every` so
+    /// often (finer when the wait is part of a measure).
     ///
     /// Publishing returns before the broker has enqueued every message, and acks of a closed consumer settle shortly
     /// after it closed; this is how the run makes sure each side really did all its work.
-    func waitForMessageCount(_ queue: String, _ expected: Int) async throws {
+    func waitForMessageCount(_ queue: String, _ expected: Int, every interval: Duration = .milliseconds(10))
+        async throws
+    {
         let clock = ContinuousClock()
         let deadline = clock.now + Self.settleLimit
         var count = -1
         while clock.now < deadline {
             count = Int(try await channel.declareQueue(queue, passive: true).messageCount)
             if count == expected { return }
-            try await Task.sleep(for: .milliseconds(10))
+            try await Task.sleep(for: interval)
         }
         throw BenchmarkError(
             "queue \(queue) holds \(count) messages instead of \(expected) after \(Self.settleLimit)")

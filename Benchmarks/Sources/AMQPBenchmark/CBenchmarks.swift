@@ -11,15 +11,11 @@ struct CBenchmarks: Sendable {
     let password: String
     let virtualHost: String
 
-    /// Also returns how long the whole call took: connecting, publishing, and closing the channel, which the broker
-    /// answers only once it has taken every publish before the close.
-    func publish(queue: String, count: Int, size: Int) async throws -> (sample: Sample, callSeconds: Double) {
-        let start = MonotonicClock.nanoseconds()
-        let sample = try await call("publish", thread: "c-publish", queue: queue, expected: count) {
-            target, queue, result in
+    /// Measured until the connection is closed; the runner then times until the broker holds every message.
+    func publish(queue: String, count: Int, size: Int) async throws -> Measurement {
+        try await call("publish", thread: "c-publish", queue: queue, expected: count) { target, queue, result in
             cbench_publish(target, queue, UInt64(count), size, result)
         }
-        return (sample, MonotonicClock.seconds(from: start, to: MonotonicClock.nanoseconds()))
     }
 
     /// Loads a queue for the consume measure, outside any measured time. The C program does it so that the Swift
@@ -30,20 +26,20 @@ struct CBenchmarks: Sendable {
         }
     }
 
-    func publishConfirmed(queue: String, count: Int, size: Int, window: Int) async throws -> Sample {
+    func publishConfirmed(queue: String, count: Int, size: Int, window: Int) async throws -> Measurement {
         try await call("publish-confirmed", thread: "c-confirmed", queue: queue, expected: count) {
             target, queue, result in
             cbench_publish_confirmed(target, queue, UInt64(count), size, UInt32(window), result)
         }
     }
 
-    func consume(queue: String, count: Int, prefetch: UInt16) async throws -> Sample {
+    func consume(queue: String, count: Int, prefetch: UInt16, ackEvery: Int) async throws -> Measurement {
         try await call("consume", thread: "c-consume", queue: queue, expected: count) { target, queue, result in
-            cbench_consume(target, queue, UInt64(count), prefetch, result)
+            cbench_consume(target, queue, UInt64(count), prefetch, UInt32(ackEvery), result)
         }
     }
 
-    func latency(queue: String, count: Int, size: Int, rate: Double) async throws -> Sample {
+    func latency(queue: String, count: Int, size: Int, rate: Double) async throws -> Measurement {
         let outcome = await runOnDedicatedThread(named: "c-latency") {
             var latencies = [Double](repeating: 0, count: count)
             let (status, result) = withTarget(queue: queue) { target, queue, result in
@@ -54,7 +50,9 @@ struct CBenchmarks: Sendable {
             return (status: status, result: result, latencies: latencies)
         }
         try check(outcome.status, outcome.result, "latency", expected: count)
-        return .latency(sortedMicroseconds: outcome.latencies.sorted())
+        return Measurement(
+            sample: .latency(sortedMicroseconds: outcome.latencies.sorted()), cpuSeconds: outcome.result.cpuSeconds,
+            startNanoseconds: outcome.result.startNanoseconds)
     }
 
     /// Runs one throughput function on its own thread and turns its result into a sample.
@@ -65,12 +63,14 @@ struct CBenchmarks: Sendable {
         _ body: @escaping @Sendable (
             UnsafePointer<cbench_target>, UnsafePointer<CChar>, UnsafeMutablePointer<cbench_result>
         ) -> Int32
-    ) async throws -> Sample {
+    ) async throws -> Measurement {
         let (status, result) = await runOnDedicatedThread(named: thread) {
             withTarget(queue: queue, body)
         }
         try check(status, result, what, expected: expected)
-        return .throughput(messages: Int(result.messages), seconds: result.seconds)
+        return Measurement(
+            sample: .throughput(messages: Int(result.messages), seconds: result.seconds),
+            cpuSeconds: result.cpuSeconds, startNanoseconds: result.startNanoseconds)
     }
 
     /// Calls `body` with a `cbench_target` and a queue name whose C strings stay valid for the whole call (the
@@ -112,11 +112,15 @@ struct CBenchmarks: Sendable {
 /// A `cbench_result` copied into Swift types, so it can leave the C thread.
 struct CResult: Sendable {
     let seconds: Double
+    let startNanoseconds: Int64
+    let cpuSeconds: Double
     let messages: UInt64
     let error: String
 
     init(_ result: cbench_result) {
         seconds = result.seconds
+        startNanoseconds = result.start_ns
+        cpuSeconds = result.cpu_seconds
         messages = result.messages
         // The message is a NUL-terminated string inside the fixed 256-byte array.
         error = withUnsafeBytes(of: result.error) { bytes in

@@ -5,38 +5,38 @@ import RabbitMQ
 /// The Swift library doing the work of the C programs, the way an application would write it.
 ///
 /// Like the C functions, every measure opens its own connection(s) and channel, sets them up outside the measured
-/// time, and closes them afterwards; the clock runs only around the work itself, with the same start and end points
-/// as the C side.
+/// time, and closes them afterwards; the clocks (wall and process CPU) run only around the work itself, with the
+/// same start and end points as the C side.
 struct SwiftBenchmarks: Sendable {
     let configuration: AMQPConfiguration
     let logger: Logger
 
-    /// Publishes `count` messages without confirms; timed until the last `publish` call returned.
+    /// Publishes `count` messages without confirms; measured until `close()` returned, like the C side.
     ///
-    /// Like `amqp_basic_publish` in C, a returning `publish` does not mean the broker has the message, and the two
-    /// stop at different places: the C program has written it to the socket, the library has only queued it for its
-    /// I/O thread (up to 4,096 publishes ahead). So this also returns, outside the measure, how long it took until
-    /// `close()` returned: the broker answers the `channel.close` in it only once it has taken every publish before.
-    func publish(queue: String, count: Int, size: Int) async throws -> (sample: Sample, closedAfter: Double) {
+    /// A returning `publish` does not mean the broker has the message (the library has only queued it for its I/O
+    /// thread, up to 4,096 publishes ahead; `amqp_basic_publish` in C has written it to the socket), so the two sides
+    /// cannot stop their clocks there: the runner times until the broker holds every message, from the returned start.
+    func publish(queue: String, count: Int, size: Int) async throws -> Measurement {
         let connection = try await connect(named: "bench-pub")
+        let body = Data(repeating: UInt8(ascii: "x"), count: size)
+        let cpuStart: Int64
+        let start: Int64
         do {
             let channel = try await connection.openChannel()
-            let body = Data(repeating: UInt8(ascii: "x"), count: size)
-            let start = MonotonicClock.nanoseconds()
+            cpuStart = ProcessCPUClock.nanoseconds()
+            start = MonotonicClock.nanoseconds()
             for _ in 0..<count {
                 try await channel.publish(body, routingKey: queue)
             }
-            let end = MonotonicClock.nanoseconds()
-            try await connection.close()
-            let closed = MonotonicClock.nanoseconds()
-            return (
-                .throughput(messages: count, seconds: MonotonicClock.seconds(from: start, to: end)),
-                MonotonicClock.seconds(from: start, to: closed)
-            )
         } catch {
             try? await connection.close()
             throw error
         }
+        try await connection.close()
+        return Measurement(
+            sample: .throughput(
+                messages: count, seconds: MonotonicClock.seconds(from: start, to: MonotonicClock.nanoseconds())),
+            cpuSeconds: Self.cpuSeconds(since: cpuStart), startNanoseconds: start)
     }
 
     /// Publishes `count` messages in confirm mode with at most `window` unconfirmed; timed until every confirm
@@ -45,11 +45,12 @@ struct SwiftBenchmarks: Sendable {
     /// The confirmations wait in a ring of `window` slots, oldest first: before a publish reuses a slot, the confirm
     /// in it is awaited. With in-order confirms that wait is already settled when the window has room, so it costs
     /// no pause, and memory stays bounded however many messages go out.
-    func publishConfirmed(queue: String, count: Int, size: Int, window: Int) async throws -> Sample {
+    func publishConfirmed(queue: String, count: Int, size: Int, window: Int) async throws -> Measurement {
         try await withConnection(named: "bench-conf") { channel in
             try await channel.enablePublisherConfirms(maxOutstanding: window)
             let body = Data(repeating: UInt8(ascii: "x"), count: size)
             var ring = [AMQPPublishConfirmation?](repeating: nil, count: window)
+            let cpuStart = ProcessCPUClock.nanoseconds()
             let start = MonotonicClock.nanoseconds()
             for index in 0..<count {
                 let slot = index % window
@@ -66,30 +67,43 @@ struct SwiftBenchmarks: Sendable {
                 try await ring[(count + offset) % window]?.wait()
             }
             let end = MonotonicClock.nanoseconds()
-            return .throughput(messages: count, seconds: MonotonicClock.seconds(from: start, to: end))
+            return Measurement(
+                sample: .throughput(messages: count, seconds: MonotonicClock.seconds(from: start, to: end)),
+                cpuSeconds: Self.cpuSeconds(since: cpuStart), startNanoseconds: start)
         }
     }
 
-    /// Consumes `count` messages already in the queue with a prefetch, acknowledging each one; timed from the
-    /// consume-ok (when `consume` returns) to the last `ack`.
-    func consume(queue: String, count: Int, prefetch: UInt16) async throws -> Sample {
+    /// Consumes `count` messages already in the queue with a prefetch; timed from the consume-ok (when `consume`
+    /// returns) to the last `ack`. With `ackEvery` 1 every delivery is acknowledged on its own; with N, every N-th
+    /// delivery and the last are acknowledged with `multiple`, covering the ones before.
+    func consume(queue: String, count: Int, prefetch: UInt16, ackEvery: Int) async throws -> Measurement {
         try await withConnection(named: "bench-cons") { channel in
             try await channel.setPrefetch(prefetch)
             let consumer = try await channel.consume(queue: queue)
+            let cpuStart = ProcessCPUClock.nanoseconds()
             let start = MonotonicClock.nanoseconds()
             var received = 0
             for try await delivery in consumer {
-                // Handled as an application would, in its process span (a no-op without a tracer).
-                try await delivery.process { _ in try await delivery.ack() }
                 received += 1
+                // Handled as an application would, in its process span (a no-op without a tracer).
+                if ackEvery == 1 {
+                    try await delivery.process { _ in try await delivery.ack() }
+                } else if received.isMultiple(of: ackEvery) || received == count {
+                    try await delivery.process { _ in try await delivery.ack(multiple: true) }
+                } else {
+                    try await delivery.process { _ in }
+                }
                 if received == count { break }
             }
             let end = MonotonicClock.nanoseconds()
+            let cpu = Self.cpuSeconds(since: cpuStart)
             guard received == count else {
                 throw BenchmarkError("the Swift consumer ended after \(received) of \(count) messages")
             }
             try await consumer.cancel()
-            return .throughput(messages: count, seconds: MonotonicClock.seconds(from: start, to: end))
+            return Measurement(
+                sample: .throughput(messages: count, seconds: MonotonicClock.seconds(from: start, to: end)),
+                cpuSeconds: cpu, startNanoseconds: start)
         }
     }
 
@@ -100,13 +114,15 @@ struct SwiftBenchmarks: Sendable {
     /// The publisher keeps an open-loop schedule, message `i` due at `start + i / rate`, so a late message does not
     /// delay the following ones; it stamps the body right before `publish`. The consumer stamps the receive time as
     /// soon as the delivery comes out of the sequence, before acknowledging it.
-    func latency(queue: String, count: Int, size: Int, rate: Double) async throws -> Sample {
+    func latency(queue: String, count: Int, size: Int, rate: Double) async throws -> Measurement {
         try await withConnection(named: "bench-recv") { consumerChannel in
             try await consumerChannel.setPrefetch(100)
             // Consumer first, as in C, so that no message waits in the queue for a consumer to appear.
             let consumer = try await consumerChannel.consume(queue: queue)
-            let latencies = try await withConnection(named: "bench-send") { publisherChannel in
+            // Measured from the first scheduled publish, both connections up, to the end of both tasks, as in C.
+            let (latencies, cpu, start) = try await withConnection(named: "bench-send") { publisherChannel in
                 try await withThrowingTaskGroup(of: [Double]?.self) { group in
+                    let cpuStart = ProcessCPUClock.nanoseconds()
                     let start = MonotonicClock.nanoseconds()
                     group.addTask {
                         try await receiveStamped(from: consumer, count: count)
@@ -121,11 +137,12 @@ struct SwiftBenchmarks: Sendable {
                     for try await result in group {
                         if let result { latencies = result }
                     }
-                    return latencies
+                    return (latencies, Self.cpuSeconds(since: cpuStart), start)
                 }
             }
             try await consumer.cancel()
-            return .latency(sortedMicroseconds: latencies.sorted())
+            return Measurement(
+                sample: .latency(sortedMicroseconds: latencies.sorted()), cpuSeconds: cpu, startNanoseconds: start)
         }
     }
 
@@ -168,6 +185,11 @@ struct SwiftBenchmarks: Sendable {
             body.withUnsafeMutableBytes { $0.storeBytes(of: sent, as: Int64.self) }
             try await channel.publish(body, routingKey: queue)
         }
+    }
+
+    /// The process's CPU seconds since `start`, a ``ProcessCPUClock`` reading.
+    private static func cpuSeconds(since start: Int64) -> Double {
+        Double(ProcessCPUClock.nanoseconds() - start) / 1e9
     }
 
     /// Opens a connection and a channel for `body`, and closes the connection afterwards, also when `body` throws.

@@ -12,12 +12,20 @@ int64_t cb_now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
 }
 
+int64_t cb_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
+}
+
 double cb_seconds_between(int64_t start_ns, int64_t end_ns) {
     return (double)(end_ns - start_ns) / 1e9;
 }
 
 void cb_result_reset(cbench_result *out) {
     out->seconds = 0;
+    out->start_ns = 0;
+    out->cpu_seconds = 0;
     out->messages = 0;
     out->error[0] = '\0';
 }

@@ -35,6 +35,8 @@ typedef struct {
 
 // Monotonic clock in nanoseconds.
 int64_t cb_now_ns(void);
+// The process's CPU time (every thread's, user and system) in nanoseconds.
+int64_t cb_cpu_ns(void);
 
 // Clears `out` (called first by every entry point).
 void cb_result_reset(cbench_result *out);

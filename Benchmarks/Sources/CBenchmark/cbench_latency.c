@@ -204,6 +204,7 @@ int cbench_latency(const cbench_target *t, const char *queue, uint64_t count, si
         goto done;
     }
 
+    const int64_t cpu_start = cb_cpu_ns();
     p->start_ns = cb_now_ns();
     int create_error = pthread_create(&publisher, NULL, cb_publisher_main, p);
     if (create_error != 0) {
@@ -282,7 +283,11 @@ int cbench_latency(const cbench_target *t, const char *queue, uint64_t count, si
         failed = 1;
         break;
     }
+    // The publisher thread is done too by now (it sent the last message before it arrived here), so this is the
+    // CPU of both connections' work.
+    out->cpu_seconds = (double)(cb_cpu_ns() - cpu_start) / 1e9;
     out->seconds = cb_seconds_between(p->start_ns, last_receive);
+    out->start_ns = p->start_ns;
     out->messages = received;
 
 done:

@@ -26,13 +26,17 @@ typedef struct {
 } cbench_target;
 
 typedef struct {
-    double seconds;    // wall time of the measured part only (after connect/declare, until the last message is done)
-    uint64_t messages; // messages completed
+    double seconds;     // wall time of the measured part only (after connect/declare, until the last message is done)
+    int64_t start_ns;   // CLOCK_MONOTONIC when the measured part began, for a caller that times its end itself
+    double cpu_seconds; // the whole process's CPU time (all threads) over the measured part
+    uint64_t messages;  // messages completed
     char error[256];   // empty on success; otherwise a message (function returns non-zero)
 } cbench_result;
 
 // Publishes `count` messages of `size` bytes (transient, no properties) to the default exchange with routing
-// key `queue`, no confirms. Measured until the last amqp_basic_publish returned.
+// key `queue`, no confirms. Measured (time and CPU) until the connection is closed: closing the channel is answered
+// only after the broker took every publish before it. The caller then waits until the queue holds every message and
+// times from start_ns: returning from a publish call says nothing about the broker having the message.
 int cbench_publish(const cbench_target *t, const char *queue, uint64_t count, size_t size, cbench_result *out);
 
 // Same with publisher confirms (confirm.select) and a sliding window of at most `window` unconfirmed messages:
@@ -41,11 +45,11 @@ int cbench_publish(const cbench_target *t, const char *queue, uint64_t count, si
 int cbench_publish_confirmed(const cbench_target *t, const char *queue, uint64_t count, size_t size,
                              uint32_t window, cbench_result *out);
 
-// Consumes `count` messages already in `queue` with basic.qos prefetch `prefetch`, manual ack of each message
-// individually (basic.ack multiple=0), via amqp_consume_message with amqp_maybe_release_buffers each
-// iteration. Measured from the basic.consume-ok to the last ack sent. Then cancels the consumer and closes
-// cleanly.
-int cbench_consume(const cbench_target *t, const char *queue, uint64_t count, uint16_t prefetch,
+// Consumes `count` messages already in `queue` with basic.qos prefetch `prefetch` and manual acks, via
+// amqp_consume_message: with `ack_every` 1, one basic.ack (multiple=0) per message; with N > 1, one basic.ack
+// multiple=1 every N-th message and one after the last. Measured from the basic.consume-ok to the last ack sent.
+// Then cancels the consumer and closes cleanly.
+int cbench_consume(const cbench_target *t, const char *queue, uint64_t count, uint16_t prefetch, uint32_t ack_every,
                    cbench_result *out);
 
 // End-to-end latency at a fixed, low publish rate. Two connections, each owned by one thread: a publisher
