@@ -47,26 +47,11 @@ enum ClusterScenario {
     ) async throws -> Race {
         let connection = try await connect(name: "cluster-test-producer")
         var channel = try await confirmingChannel(on: connection)
-        var generator = SeededGenerator(seed: seed)
-        let start = ContinuousClock.now
-        var schedule: [(due: ContinuousClock.Instant, queue: String, body: Data, id: String, isPayment: Bool)] = []
-        let encoder = JSONEncoder()
-        var ids: [String] = []
-        for index in 0..<payments {
-            let client = "cluster-client-\(index)"
-            let payment = PaymentRequest(paymentId: "cluster-\(index)", clientId: client, amount: "1.00", currency: "EUR")
-            ids.append(payment.paymentId)
-            let paidAt = start + .milliseconds(Int(Double(index) / perSecond * 1000))
-            let lag = Duration.milliseconds(Int.random(in: 0...(maxLag * 1000), using: &generator))
-            schedule.append((paidAt, topology.paymentsQueue, try encoder.encode(payment), payment.paymentId, true))
-            schedule.append(
-                (paidAt + lag, topology.clientsQueue, try encoder.encode(ClientRegistration(clientId: client)), client,
-                 false))
-        }
-        schedule.sort { $0.due < $1.due }
+        let race = try PaymentRaceSchedule(
+            name: "cluster", topology: topology, payments: payments, perSecond: perSecond, maxLag: maxLag, seed: seed)
         var registeredAt: [String: Date] = [:]
         var unanswered = 0
-        for item in schedule {
+        for item in race.messages {
             if item.due > .now { try await Task.sleep(until: item.due) }
             let properties = AMQPProperties(contentType: "application/json", deliveryMode: .persistent, messageID: item.id)
             let givingUp = ContinuousClock.now + .seconds(60)
@@ -103,7 +88,7 @@ enum ClusterScenario {
             if !item.isPayment { registeredAt[item.id] = Date() }
         }
         try? await connection.close()
-        return Race(paymentIDs: ids, registeredAt: registeredAt, unanswered: unanswered)
+        return Race(paymentIDs: race.paymentIDs, registeredAt: registeredAt, unanswered: unanswered)
     }
 
     /// Runs `operation` in a task of its own and returns its result, or nil when it has not finished within

@@ -152,22 +152,9 @@ final class FaultTests: PaymentScenarioTestCase {
         let connection = try await PaymentTestBroker.connect(name: "fault-test-producer")
         let channel = try await connection.openChannel()
         try await channel.enablePublisherConfirms()
-        var generator = SeededGenerator(seed: 99)
-        let start = ContinuousClock.now
-        var schedule: [(due: ContinuousClock.Instant, queue: String, body: Data, id: String)] = []
-        let encoder = JSONEncoder()
-        var ids: [String] = []
-        for index in 0..<payments {
-            let client = "faulty-client-\(index)"
-            let payment = PaymentRequest(paymentId: "faulty-\(index)", clientId: client, amount: "1.00", currency: "EUR")
-            ids.append(payment.paymentId)
-            let paidAt = start + .milliseconds(Int(Double(index) / perSecond * 1000))
-            let lag = Duration.milliseconds(Int.random(in: 0...(maxLag * 1000), using: &generator))
-            schedule.append((paidAt, topology.paymentsQueue, try encoder.encode(payment), payment.paymentId))
-            schedule.append((paidAt + lag, topology.clientsQueue, try encoder.encode(ClientRegistration(clientId: client)), client))
-        }
-        schedule.sort { $0.due < $1.due }
-        for item in schedule {
+        let race = try PaymentRaceSchedule(
+            name: "faulty", topology: topology, payments: payments, perSecond: perSecond, maxLag: maxLag, seed: 99)
+        for item in race.messages {
             if item.due > .now { try await Task.sleep(until: item.due) }
             let properties = AMQPProperties(contentType: "application/json", deliveryMode: .persistent, messageID: item.id)
             while true {
@@ -180,7 +167,7 @@ final class FaultTests: PaymentScenarioTestCase {
             }
         }
         try await connection.close()
-        return ids
+        return race.paymentIDs
     }
 
     /// Reads the outcomes stream from its start until every expected payment has an outcome, then a little longer
