@@ -185,8 +185,10 @@ enum ClusterScenario {
         return state.withLock(\.clients)
     }
 
-    /// When each payment was processed, from the consumers' JSON logs (`payment processed` lines, millisecond
-    /// timestamps); the earliest line wins should two instances log the same payment.
+    /// When each payment was processed, from the consumers' JSON logs (millisecond timestamps): its
+    /// `payment processed` line, or, when the instance that processed it lost its connection before the outcome's
+    /// confirm arrived (the outcome is out, the line never written), the line of the copy that found the outcome and
+    /// settled it (`duplicate payment skipped` with outcome `processed`). The earliest line wins.
     static func processedTimes(in logs: [String]) -> [String: Date] {
         // JSONLogHandler writes ISO 8601 in UTC with milliseconds and no zone designator.
         let parser = DateFormatter()
@@ -195,11 +197,15 @@ enum ClusterScenario {
         parser.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSS"
         var times: [String: Date] = [:]
         for log in logs {
-            for line in log.split(whereSeparator: \.isNewline) where line.contains("\"payment processed\"") {
+            for line in log.split(whereSeparator: \.isNewline)
+            where line.contains("\"payment processed\"") || line.contains("\"duplicate payment skipped\"") {
                 guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                     let id = object["payment.id"] as? String, let stamp = object["timestamp"] as? String,
                     let date = parser.date(from: stamp)
                 else { continue }
+                if object["message"] as? String != "payment processed", object["outcome"] as? String != "processed" {
+                    continue
+                }
                 times[id] = min(times[id] ?? date, date)
             }
         }
