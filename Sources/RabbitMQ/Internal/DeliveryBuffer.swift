@@ -43,6 +43,11 @@ final class DeliveryBuffer: Sendable {
         state.withLock { $0.terminated }
     }
 
+    /// Whether the reader waits for a delivery (suspended in `next()`).
+    var hasWaitingReader: Bool {
+        state.withLock { $0.waiter != nil }
+    }
+
     /// What to do once the consuming side is gone; runs at most once.
     func setOnTermination(_ action: @escaping @Sendable () -> Void) {
         let runNow = state.withLock { state -> Bool in
@@ -53,40 +58,40 @@ final class DeliveryBuffer: Sendable {
         if runNow { action() }
     }
 
-    /// Adds a delivery (I/O thread).
-    func yield(_ delivery: InboundMessage) -> YieldResult {
-        let waiter = state.withLock { state -> CheckedContinuation<InboundMessage?, any Error>?? in
-            if state.terminated || state.end != nil { return .none }
-            if let waiter = state.waiter {
-                state.waiter = nil
-                return .some(waiter)
-            }
+    /// Adds a delivery (I/O thread) without waking a reader that waits for one: the I/O thread calls
+    /// ``wakeReader()`` once its read pass is over, so a burst of deliveries costs the reader one wake-up (a thread
+    /// switch), not one per delivery.
+    func append(_ delivery: InboundMessage) -> YieldResult {
+        state.withLock { state -> YieldResult in
+            if state.terminated || state.end != nil { return .terminated }
             state.items.append(delivery)
-            return .some(nil)
-        }
-        switch waiter {
-        case .none:
-            return .terminated
-        case .some(.some(let waiter)):
-            waiter.resume(returning: delivery)
-            return .enqueued
-        case .some(.none):
             return .enqueued
         }
     }
 
+    /// Hands the oldest buffered delivery to the reader if it waits (I/O thread, after a read pass).
+    func wakeReader() {
+        let handOff = state.withLock { state -> (CheckedContinuation<InboundMessage?, any Error>, InboundMessage)? in
+            guard let waiter = state.waiter, let item = Self.pop(&state) else { return nil }
+            state.waiter = nil
+            return (waiter, item)
+        }
+        if let (waiter, item) = handOff { waiter.resume(returning: item) }
+    }
+
     /// Ends the sequence after the buffered deliveries: normally, or with `error`.
     func finish(throwing error: AMQPError? = nil) {
-        let waiter = state.withLock { state -> CheckedContinuation<InboundMessage?, any Error>? in
+        typealias Resumption = (CheckedContinuation<InboundMessage?, any Error>, Result<InboundMessage?, any Error>)
+        let resumption = state.withLock { state -> Resumption? in
             guard state.end == nil else { return nil }
             state.end = error.map { .failure($0) } ?? .success(())
-            guard state.head == state.items.count else { return nil }
-            defer { state.waiter = nil }
-            return state.waiter
+            guard let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            // Deliveries appended in this read pass come first; the reader meets the end after them.
+            if let item = Self.pop(&state) { return (waiter, .success(item)) }
+            return (waiter, error.map { .failure($0) } ?? .success(nil))
         }
-        if let waiter {
-            if let error { waiter.resume(throwing: error) } else { waiter.resume(returning: nil) }
-        }
+        if let (waiter, result) = resumption { waiter.resume(with: result) }
     }
 
     /// Records that an iterator is being made; false when one already was.

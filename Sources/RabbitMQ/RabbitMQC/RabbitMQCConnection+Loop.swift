@@ -60,6 +60,7 @@ extension RabbitMQCConnection {
                 if isConnected { readFrames() }
             }
             housekeepIfDue()
+            wakeReaders()
             if isConnected { advanceClose() }
         }
         if hasLiveState { amqp_destroy_connection(state) }
@@ -83,6 +84,13 @@ extension RabbitMQCConnection {
             dispatch(frame)
             budget -= 1
         }
+    }
+
+    /// Wakes the readers of the consumers that received deliveries in this pass, once each.
+    private func wakeReaders() {
+        guard !readersToWake.isEmpty else { return }
+        for buffer in readersToWake { buffer.wakeReader() }
+        readersToWake.removeAll(keepingCapacity: true)
     }
 
     /// Lets rabbitmq-c send a due heartbeat and check the receive deadline, once per tick.

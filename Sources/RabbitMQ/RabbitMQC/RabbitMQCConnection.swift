@@ -41,6 +41,10 @@ final class RabbitMQCConnection {
     var silenceLimit: Duration?
     /// False between a failure that started recovery (which destroyed the C connection) and the next success.
     var hasLiveState = true
+    /// Consumer tags, exchanges and routing keys of recent deliveries, reused rather than allocated per delivery.
+    var names = RabbitMQCNameCache()
+    /// The delivery buffers that received deliveries during this read pass, whose readers are woken once it ends.
+    var readersToWake: [DeliveryBuffer] = []
 
     private init(
         core: ConnectionCore, state: amqp_connection_state_t, pool: UnsafeMutablePointer<amqp_pool_t>,

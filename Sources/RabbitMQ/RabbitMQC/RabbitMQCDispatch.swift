@@ -58,9 +58,9 @@ extension RabbitMQCConnection {
             let deliver = method.decoded.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
             beginContent(
                 .delivery(
-                    consumerTag: RabbitMQCBytes.string(deliver.consumer_tag), deliveryTag: deliver.delivery_tag,
-                    redelivered: deliver.redelivered != 0, exchange: RabbitMQCBytes.string(deliver.exchange),
-                    routingKey: RabbitMQCBytes.string(deliver.routing_key)),
+                    consumerTag: names.string(deliver.consumer_tag), deliveryTag: deliver.delivery_tag,
+                    redelivered: deliver.redelivered != 0, exchange: names.string(deliver.exchange),
+                    routingKey: names.string(deliver.routing_key)),
                 on: channelID)
         case AMQP_BASIC_RETURN_METHOD:
             let returned = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
@@ -171,9 +171,10 @@ extension RabbitMQCConnection {
     private func completeContent(_ content: RabbitMQCChannel.Content, on channel: RabbitMQCChannel) {
         switch content.owner {
         case .delivery(let consumerTag, let deliveryTag, let redelivered, let exchange, let routingKey):
+            let consumer = channel.consumers[consumerTag]
             // Unknown consumers count too: their deliveries stay unacknowledged on the broker.
-            if channel.consumers[consumerTag]?.noAck != true { channel.unsettled.delivered(deliveryTag) }
-            guard let consumer = channel.consumers[consumerTag] else {
+            if consumer?.noAck != true { channel.unsettled.delivered(deliveryTag) }
+            guard let consumer else {
                 logger.warning(
                     "delivery for an unknown consumer dropped; the broker redelivers it when the channel closes",
                     metadata: ["amqp.consumer_tag": "\(consumerTag)", "amqp.delivery_tag": "\(deliveryTag)"])
@@ -183,13 +184,21 @@ extension RabbitMQCConnection {
                 body: content.body, properties: content.properties, exchange: exchange, routingKey: routingKey,
                 deliveryTag: deliveryTag, isRedelivered: redelivered, consumerTag: consumerTag,
                 remainingMessageCount: nil, epoch: channel.epoch)
-            if case .terminated = consumer.sink.yield(delivery), !consumer.noAck {
+            switch consumer.sink.append(delivery) {
+            case .enqueued:
+                // Its reader is woken once the read pass ends: one thread switch for a burst of deliveries.
+                if readersToWake.last !== consumer.sink && !readersToWake.contains(where: { $0 === consumer.sink }) {
+                    readersToWake.append(consumer.sink)
+                }
+            case .terminated where !consumer.noAck:
                 // Nobody iterates the consumer any more (its cancel is on the way): give the message back now
                 // rather than holding it until the channel closes.
                 channel.unsettled.settle(deliveryTag)
                 if amqp_basic_nack(state, channel.id, deliveryTag, 0, 1) != AMQP_STATUS_OK.rawValue {
                     fail(AMQPError(.connectionLost, "could not requeue a delivery"))
                 }
+            case .terminated:
+                break
             }
         case .returned(let replyCode, let replyText, let exchange, let routingKey):
             let returned = AMQPReturnedMessage(
