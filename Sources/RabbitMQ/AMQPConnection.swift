@@ -99,6 +99,16 @@ public final class AMQPConnection: Sendable, Service {
     /// Publishes wait while it is set (at most ``AMQPConfiguration/blockedPublishTimeout``); acknowledgements do not.
     public var blockedReason: String? { core.blockedReason }
 
+    /// An executor that runs tasks on the connection's I/O thread, between its reads and writes: opt in with
+    /// `withTaskExecutorPreference(connection.taskExecutor) { ... }` or `Task(executorPreference:)`.
+    ///
+    /// A consumer iterated there gets each delivery without a thread switch, and its acknowledgements and publishes
+    /// are queued on the thread that sends them: the lowest latency and the least CPU per message the library offers
+    /// (see the README's Benchmark section). The price: while the task runs, the connection reads and writes
+    /// nothing, so keep such a task short and never block it (no blocking I/O, locks held for long, or CPU-heavy
+    /// work; `await` freely). Once the connection has ended, its tasks continue on the global concurrent executor.
+    public var taskExecutor: any TaskExecutor { core.taskExecutor }
+
     /// Whether the connection is recovering from a failure (see ``AMQPConfiguration/Recovery-swift.struct``).
     public var isRecovering: Bool { core.isRecovering }
 

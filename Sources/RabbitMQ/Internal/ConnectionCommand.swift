@@ -13,6 +13,8 @@ enum ConnectionCommand: Sendable {
     case acknowledge(AcknowledgeRequest)
     /// Closes the connection gracefully, then settles the waiter.
     case close(OneShotResult<Void>)
+    /// Runs a job of a task that prefers the connection's executor (``ConnectionTaskExecutor``).
+    case run(UnownedJob)
 
     /// Tells whoever waits on this command that it will never run.
     func fail(_ error: AMQPError) {
@@ -25,6 +27,9 @@ enum ConnectionCommand: Sendable {
             break
         case .close(let waiter):
             waiter.resume()
+        case .run(let job):
+            // A job cannot be dropped: its task would never resume.
+            ConnectionTaskExecutor.runElsewhere(job)
         }
     }
 }

@@ -19,6 +19,8 @@ final class ConnectionCore: Sendable {
     let configuration: AMQPConfiguration
     let logger: Logger
     let commands: CommandQueue
+    /// Runs tasks that prefer it on the I/O thread.
+    let taskExecutor: ConnectionTaskExecutor
     /// Where spans and metrics go.
     let instruments: ClientInstruments
     private let state = Mutex(State())
@@ -32,6 +34,7 @@ final class ConnectionCore: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.commands = try CommandQueue()
+        self.taskExecutor = ConnectionTaskExecutor(commands: commands)
         self.instruments = ClientInstruments(configuration.observability)
         (recoveryEvents, recoveryEventSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(256))
     }

@@ -14,6 +14,8 @@ extension RabbitMQCConnection {
             acknowledge(request)
         case .close(let waiter):
             apply(machine.closeRequested(by: waiter, now: .now))
+        case .run(let job):
+            job.runSynchronously(on: core.taskExecutor.asUnownedTaskExecutor())
         }
     }
 

@@ -93,7 +93,7 @@ final class RabbitMQCConnection {
             connection = try open(core: core)
         } catch {
             core.didEnd(with: error)
-            _ = core.commands.shutdown(with: error)
+            for command in core.commands.shutdown(with: error) { command.fail(error) }
             opened.resume(throwing: error)
             return
         }
