@@ -52,7 +52,8 @@ enum BenchmarkCommand {
         var logger = Logger(label: "amqp-bench", factory: { StreamLogHandler.standardError(label: $0) })
         logger.logLevel = options.logLevel
         let workers = Workers(
-            swift: SwiftBenchmarks(configuration: configuration, logger: logger),
+            swift: SwiftBenchmarks(
+                configuration: configuration, logger: logger, onConnectionExecutor: options.onConnectionExecutor),
             c: CBenchmarks(
                 host: configuration.host, port: configuration.port, user: configuration.username,
                 password: configuration.password, virtualHost: configuration.virtualHost),

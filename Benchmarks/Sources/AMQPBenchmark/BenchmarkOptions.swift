@@ -32,6 +32,9 @@ struct BenchmarkOptions {
     var logLevel = Logger.Level.warning
     /// Whether the Swift side runs with ``CountingTracer`` bootstrapped, to measure what tracing costs.
     var tracing = false
+    /// Whether the Swift side runs its publishing and consuming tasks on the connection's I/O thread
+    /// (``AMQPConnection/taskExecutor``) rather than on the global concurrent executor.
+    var onConnectionExecutor = false
 
     static let defaultURL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -60,6 +63,9 @@ struct BenchmarkOptions {
                                   critical (default warning)
           --tracer KIND           none (default: no tracer, tracing costs a nil check) or counting (a tracer that
                                   makes, propagates and ends every span as a real one would, without exporting)
+          --executor KIND         where the Swift side's publishing and consuming tasks run: global (default: the
+                                  global concurrent executor, as most applications run) or connection (each
+                                  connection's I/O thread, AMQPConnection.taskExecutor)
           -h, --help              show this help
         """
 
@@ -120,6 +126,12 @@ struct BenchmarkOptions {
                 case "none": options.tracing = false
                 case "counting": options.tracing = true
                 case let other: throw .invalid("--tracer takes none or counting, not '\(other)'")
+                }
+            case "--executor":
+                switch try takeValue() {
+                case "global": options.onConnectionExecutor = false
+                case "connection": options.onConnectionExecutor = true
+                case let other: throw .invalid("--executor takes global or connection, not '\(other)'")
                 }
             default:
                 throw .invalid("unknown option '\(name)'")

@@ -10,6 +10,8 @@ import RabbitMQ
 struct SwiftBenchmarks: Sendable {
     let configuration: AMQPConfiguration
     let logger: Logger
+    /// Whether the publishing and consuming tasks run on their connection's I/O thread (`--executor connection`).
+    let onConnectionExecutor: Bool
 
     /// Publishes `count` messages without confirms; measured until `close()` returned, like the C side.
     ///
@@ -25,8 +27,10 @@ struct SwiftBenchmarks: Sendable {
             let channel = try await connection.openChannel()
             cpuStart = ProcessCPUClock.nanoseconds()
             start = MonotonicClock.nanoseconds()
-            for _ in 0..<count {
-                try await channel.publish(body, routingKey: queue)
+            try await withTaskExecutorPreference(executor(of: connection)) {
+                for _ in 0..<count {
+                    try await channel.publish(body, routingKey: queue)
+                }
             }
         } catch {
             try? await connection.close()
@@ -46,30 +50,32 @@ struct SwiftBenchmarks: Sendable {
     /// in it is awaited. With in-order confirms that wait is already settled when the window has room, so it costs
     /// no pause, and memory stays bounded however many messages go out.
     func publishConfirmed(queue: String, count: Int, size: Int, window: Int) async throws -> Measurement {
-        try await withConnection(named: "bench-conf") { channel in
-            try await channel.enablePublisherConfirms(maxOutstanding: window)
-            let body = Data(repeating: UInt8(ascii: "x"), count: size)
-            var ring = [AMQPPublishConfirmation?](repeating: nil, count: window)
-            let cpuStart = ProcessCPUClock.nanoseconds()
-            let start = MonotonicClock.nanoseconds()
-            for index in 0..<count {
-                let slot = index % window
-                if let oldest = ring[slot] {
-                    try await oldest.wait()
+        try await withConnection(named: "bench-conf") { channel, connection in
+            try await withTaskExecutorPreference(executor(of: connection)) {
+                try await channel.enablePublisherConfirms(maxOutstanding: window)
+                let body = Data(repeating: UInt8(ascii: "x"), count: size)
+                var ring = [AMQPPublishConfirmation?](repeating: nil, count: window)
+                let cpuStart = ProcessCPUClock.nanoseconds()
+                let start = MonotonicClock.nanoseconds()
+                for index in 0..<count {
+                    let slot = index % window
+                    if let oldest = ring[slot] {
+                        try await oldest.wait()
+                    }
+                    guard let confirmation = try await channel.startPublish(body, routingKey: queue) else {
+                        throw BenchmarkError("the channel is not in confirm mode after enablePublisherConfirms")
+                    }
+                    ring[slot] = confirmation
                 }
-                guard let confirmation = try await channel.startPublish(body, routingKey: queue) else {
-                    throw BenchmarkError("the channel is not in confirm mode after enablePublisherConfirms")
+                // What is left in the ring, oldest first: the slot after the last one written.
+                for offset in 0..<window {
+                    try await ring[(count + offset) % window]?.wait()
                 }
-                ring[slot] = confirmation
+                let end = MonotonicClock.nanoseconds()
+                return Measurement(
+                    sample: .throughput(messages: count, seconds: MonotonicClock.seconds(from: start, to: end)),
+                    cpuSeconds: Self.cpuSeconds(since: cpuStart), startNanoseconds: start)
             }
-            // What is left in the ring, oldest first: the slot after the last one written.
-            for offset in 0..<window {
-                try await ring[(count + offset) % window]?.wait()
-            }
-            let end = MonotonicClock.nanoseconds()
-            return Measurement(
-                sample: .throughput(messages: count, seconds: MonotonicClock.seconds(from: start, to: end)),
-                cpuSeconds: Self.cpuSeconds(since: cpuStart), startNanoseconds: start)
         }
     }
 
@@ -77,23 +83,25 @@ struct SwiftBenchmarks: Sendable {
     /// returns) to the last `ack`. With `ackEvery` 1 every delivery is acknowledged on its own; with N, every N-th
     /// delivery and the last are acknowledged with `multiple`, covering the ones before.
     func consume(queue: String, count: Int, prefetch: UInt16, ackEvery: Int) async throws -> Measurement {
-        try await withConnection(named: "bench-cons") { channel in
+        try await withConnection(named: "bench-cons") { channel, connection in
             try await channel.setPrefetch(prefetch)
             let consumer = try await channel.consume(queue: queue)
             let cpuStart = ProcessCPUClock.nanoseconds()
             let start = MonotonicClock.nanoseconds()
             var received = 0
-            for try await delivery in consumer {
-                received += 1
-                // Handled as an application would, in its process span (a no-op without a tracer).
-                if ackEvery == 1 {
-                    try await delivery.process { _ in try await delivery.ack() }
-                } else if received.isMultiple(of: ackEvery) || received == count {
-                    try await delivery.process { _ in try await delivery.ack(multiple: true) }
-                } else {
-                    try await delivery.process { _ in }
+            try await withTaskExecutorPreference(executor(of: connection)) {
+                for try await delivery in consumer {
+                    received += 1
+                    // Handled as an application would, in its process span (a no-op without a tracer).
+                    if ackEvery == 1 {
+                        try await delivery.process { _ in try await delivery.ack() }
+                    } else if received.isMultiple(of: ackEvery) || received == count {
+                        try await delivery.process { _ in try await delivery.ack(multiple: true) }
+                    } else {
+                        try await delivery.process { _ in }
+                    }
+                    if received == count { break }
                 }
-                if received == count { break }
             }
             let end = MonotonicClock.nanoseconds()
             let cpu = Self.cpuSeconds(since: cpuStart)
@@ -115,19 +123,20 @@ struct SwiftBenchmarks: Sendable {
     /// delay the following ones; it stamps the body right before `publish`. The consumer stamps the receive time as
     /// soon as the delivery comes out of the sequence, before acknowledging it.
     func latency(queue: String, count: Int, size: Int, rate: Double) async throws -> Measurement {
-        try await withConnection(named: "bench-recv") { consumerChannel in
+        try await withConnection(named: "bench-recv") { consumerChannel, consumerConnection in
             try await consumerChannel.setPrefetch(100)
             // Consumer first, as in C, so that no message waits in the queue for a consumer to appear.
             let consumer = try await consumerChannel.consume(queue: queue)
             // Measured from the first scheduled publish, both connections up, to the end of both tasks, as in C.
-            let (latencies, cpu, start) = try await withConnection(named: "bench-send") { publisherChannel in
+            let (latencies, cpu, start) = try await withConnection(named: "bench-send") {
+                publisherChannel, publisherConnection in
                 try await withThrowingTaskGroup(of: [Double]?.self) { group in
                     let cpuStart = ProcessCPUClock.nanoseconds()
                     let start = MonotonicClock.nanoseconds()
-                    group.addTask {
+                    group.addTask(executorPreference: executor(of: consumerConnection)) {
                         try await receiveStamped(from: consumer, count: count)
                     }
-                    group.addTask {
+                    group.addTask(executorPreference: executor(of: publisherConnection)) {
                         try await publishOnSchedule(
                             to: publisherChannel, queue: queue, count: count, size: size, rate: rate, start: start)
                         return nil
@@ -192,14 +201,19 @@ struct SwiftBenchmarks: Sendable {
         Double(ProcessCPUClock.nanoseconds() - start) / 1e9
     }
 
+    /// The executor the measure's tasks prefer: the connection's I/O thread with `--executor connection`, else none.
+    private func executor(of connection: AMQPConnection) -> (any TaskExecutor)? {
+        onConnectionExecutor ? connection.taskExecutor : nil
+    }
+
     /// Opens a connection and a channel for `body`, and closes the connection afterwards, also when `body` throws.
     private func withConnection<T: Sendable>(
-        named name: String, _ body: (AMQPChannel) async throws -> T
+        named name: String, _ body: (AMQPChannel, AMQPConnection) async throws -> T
     ) async throws -> T {
         let connection = try await connect(named: name)
         let result: T
         do {
-            result = try await body(connection.openChannel())
+            result = try await body(connection.openChannel(), connection)
         } catch {
             try? await connection.close()
             throw error
