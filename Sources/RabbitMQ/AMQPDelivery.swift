@@ -31,7 +31,7 @@ public struct AMQPDelivery: Sendable {
     let queue: String
 
     /// The delivery of `message`, which came on `channel` from `queue`.
-    init(_ message: InboundMessage, channel: AMQPChannel, queue: String) {
+    init(_ message: consuming InboundMessage, channel: AMQPChannel, queue: String) {
         body = message.body
         properties = message.properties
         exchange = message.exchange

@@ -16,7 +16,8 @@ final class DeliveryBuffer: Sendable {
     }
 
     private struct State {
-        var items: [InboundMessage] = []
+        /// Taken items become nil: moved out, not copied, so a delivery is not retained twice on its way.
+        var items: [InboundMessage?] = []
         var head = 0
         var waiter: CheckedContinuation<InboundMessage?, any Error>?
         /// How the sequence ends once the items run out: normally (nil error) or with an error.
@@ -143,7 +144,7 @@ final class DeliveryBuffer: Sendable {
         let (waiter, leftovers, action) = state.withLock { state -> Taken in
             if state.terminated { return (nil, [], nil) }
             state.terminated = true
-            let leftovers = Array(state.items[state.head...])
+            let leftovers = state.items[state.head...].compactMap { $0 }
             state.items = []
             state.head = 0
             let waiter = state.waiter
@@ -166,7 +167,7 @@ final class DeliveryBuffer: Sendable {
 
     private static func pop(_ state: inout State) -> InboundMessage? {
         guard state.head < state.items.count else { return nil }
-        let item = state.items[state.head]
+        let item = state.items[state.head].take()
         state.head += 1
         if state.head == state.items.count {
             state.items.removeAll(keepingCapacity: true)

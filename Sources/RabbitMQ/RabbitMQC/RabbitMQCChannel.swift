@@ -92,37 +92,41 @@ final class RabbitMQCChannel {
 
     /// Settles the confirms `basic.ack` or `basic.nack` names; returns how many publishers were waiting on them.
     func settleConfirms(upTo tag: UInt64, multiple: Bool, acked: Bool) -> Int {
-        var settled: [PendingConfirm] = []
+        // Settled as they are found: a multiple ack settles hundreds, and collecting them first cost an array.
+        var waiting = 0
         if multiple {
             if lowestUnsettledTag <= tag {
                 for current in lowestUnsettledTag...tag {
-                    if let entry = pendingConfirms.removeValue(forKey: current) { settled.append(entry) }
+                    if let entry = pendingConfirms.removeValue(forKey: current) {
+                        waiting += Self.settle(entry, acked: acked)
+                    }
                 }
             }
         } else if let entry = pendingConfirms.removeValue(forKey: tag) {
-            settled.append(entry)
+            waiting += Self.settle(entry, acked: acked)
         }
         while lowestUnsettledTag < nextPublishTag && pendingConfirms[lowestUnsettledTag] == nil {
             lowestUnsettledTag += 1
         }
-        var waiting = 0
-        for entry in settled {
-            guard let box = entry.box else { continue }
-            waiting += 1
-            if let returned = entry.returned {
-                box.settle(.failure(AMQPError(
-                    .messageReturned, "the broker could not route the mandatory message",
-                    replyCode: returned.replyCode, replyText: returned.replyText,
-                    method: AMQPMethod(classID: 60, methodID: 40))))
-            } else if acked {
-                box.settle(.success(()))
-            } else {
-                box.settle(.failure(AMQPError(
-                    .publishNacked, "the broker refused the message (basic.nack)",
-                    method: AMQPMethod(classID: 60, methodID: 40))))
-            }
-        }
         return waiting
+    }
+
+    /// Tells one publish's waiter the broker's answer; returns 1 when a publisher waited on it, else 0.
+    private static func settle(_ entry: PendingConfirm, acked: Bool) -> Int {
+        guard let box = entry.box else { return 0 }
+        if let returned = entry.returned {
+            box.settle(.failure(AMQPError(
+                .messageReturned, "the broker could not route the mandatory message",
+                replyCode: returned.replyCode, replyText: returned.replyText,
+                method: AMQPMethod(classID: 60, methodID: 40))))
+        } else if acked {
+            box.settle(.success(()))
+        } else {
+            box.settle(.failure(AMQPError(
+                .publishNacked, "the broker refused the message (basic.nack)",
+                method: AMQPMethod(classID: 60, methodID: 40))))
+        }
+        return 1
     }
 
     /// Attaches a returned message to the oldest outstanding mandatory publish it matches.

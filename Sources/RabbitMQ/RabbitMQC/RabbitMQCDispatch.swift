@@ -135,7 +135,8 @@ extension RabbitMQCConnection {
 
     private func receiveHeader(bodySize: UInt64, decoded: UnsafeMutableRawPointer?, on channelID: UInt16) {
         guard let channel = channels[channelID] else { return }
-        guard var content = channel.content, !content.headerSeen else {
+        // Taken out rather than copied, so that its body is uniquely owned and filled in place.
+        guard var content = channel.content.take(), !content.headerSeen else {
             fail(AMQPError(.connectionLost, "the broker sent a content header without a method on channel \(channelID)"))
             return
         }
@@ -146,7 +147,6 @@ extension RabbitMQCConnection {
         content.headerSeen = true
         content.expectedSize = Int(bodySize)
         if bodySize == 0 {
-            channel.content = nil
             completeContent(content, on: channel)
         } else {
             content.body.reserveCapacity(Int(bodySize))
@@ -156,19 +156,22 @@ extension RabbitMQCConnection {
 
     private func receiveBody(_ fragment: amqp_bytes_t, on channelID: UInt16) {
         guard let channel = channels[channelID] else { return }
-        guard channel.content?.headerSeen == true else {
+        guard var content = channel.content.take(), content.headerSeen else {
             fail(AMQPError(.connectionLost, "the broker sent a content body without a header on channel \(channelID)"))
             return
         }
         if fragment.len > 0, let start = fragment.bytes {
-            channel.content?.body.append(start.assumingMemoryBound(to: UInt8.self), count: fragment.len)
+            content.body.append(start.assumingMemoryBound(to: UInt8.self), count: fragment.len)
         }
-        guard let content = channel.content, content.body.count >= content.expectedSize else { return }
-        channel.content = nil
+        guard content.body.count >= content.expectedSize else {
+            // More body frames follow.
+            channel.content = content
+            return
+        }
         completeContent(content, on: channel)
     }
 
-    private func completeContent(_ content: RabbitMQCChannel.Content, on channel: RabbitMQCChannel) {
+    private func completeContent(_ content: consuming RabbitMQCChannel.Content, on channel: RabbitMQCChannel) {
         switch content.owner {
         case .delivery(let consumerTag, let deliveryTag, let redelivered, let exchange, let routingKey):
             let consumer = channel.consumers[consumerTag]
