@@ -37,5 +37,7 @@ if grep -E "^$PWD/Benchmarks/Sources/.*: warning:" "$log"; then
 fi
 rm -f "$log"
 swift run --package-path Benchmarks --scratch-path .build amqp-bench --scale 0.01
+# Both modes of the Swift side: its tasks on the global executor (above) and on the connections' own threads.
+swift run --package-path Benchmarks --scratch-path .build amqp-bench --scale 0.01 --executor connection
 
 swift test
