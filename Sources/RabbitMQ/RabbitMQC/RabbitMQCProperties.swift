@@ -65,6 +65,11 @@ extension AMQPProperties {
     /// Text that is not valid UTF-8 is repaired with U+FFFD; a delivery mode other than 1 or 2 reads as `nil`.
     init(decoding properties: amqp_basic_properties_t) {
         let flags = properties._flags
+        // Most messages carry no properties at all.
+        guard flags != 0 else {
+            self.init()
+            return
+        }
         func isSet(_ flag: Int32) -> Bool {
             flags & amqp_flags_t(flag) != 0
         }
