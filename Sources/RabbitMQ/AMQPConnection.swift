@@ -103,7 +103,7 @@ public final class AMQPConnection: Sendable, Service {
     /// `withTaskExecutorPreference(connection.taskExecutor) { ... }` or `Task(executorPreference:)`.
     ///
     /// A consumer iterated there gets each delivery without a thread switch, and its acknowledgements and publishes
-    /// are queued on the thread that sends them: the lowest latency and the least CPU per message the library offers
+    /// are queued on the thread that sends them: the lowest latency and the least CPU per delivery the library offers
     /// (see the README's Benchmark section). The price: while the task runs, the connection reads and writes
     /// nothing, so keep such a task short and never block it (no blocking I/O, locks held for long, or CPU-heavy
     /// work; `await` freely). Once the connection has ended, its tasks continue on the global concurrent executor.
