@@ -20,7 +20,10 @@ extension RabbitMQCConnection {
     }
 
     func publish(_ request: PublishRequest) {
-        guard machine.isUsable(channel: request.channelID), let channel = channels[request.channelID] else {
+        // The machine's rule asked of its fields: a method call on the machine copied all of it for every publish.
+        guard machine.stage.allowsMethods(on: machine.channels[request.channelID]),
+            let channel = channels[request.channelID]
+        else {
             refuse(request, with: refusal(forChannel: request.channelID))
             return
         }

@@ -11,7 +11,7 @@ extension RabbitMQCConnection {
 
     /// Moves a graceful close along, once per turn of the loop.
     func advanceClose() {
-        guard case .closing = machine.phase else { return }
+        guard machine.stage == .closing else { return }
         let settled = channels.values.allSatisfy { $0.consumers.isEmpty && $0.pendingConfirms.isEmpty }
         apply(machine.closeProgress(now: .now, settled: settled))
     }

@@ -14,6 +14,23 @@ extension ConnectionStateMachine {
 
     /// A graceful close: first consumers are cancelled and confirms awaited, then channels are closed, then the
     /// connection; each stage ends when done or at its deadline.
+    /// Which case ``Phase`` is in, without its payload.
+    enum Stage {
+        case open
+        case closing
+        case recovering
+        case ended
+
+        init(_ phase: Phase) {
+            switch phase {
+            case .open: self = .open
+            case .closing: self = .closing
+            case .recovering: self = .recovering
+            case .ended: self = .ended
+            }
+        }
+    }
+
     struct Closing {
         var deadline: ContinuousClock.Instant
         var channelsClosed: Bool
@@ -77,6 +94,19 @@ extension ConnectionStateMachine {
         case forgotten
         /// Send `channel.close` and wait for `close-ok` (then report ``channelClosed(_:error:)``).
         case sendClose
+    }
+}
+
+extension ConnectionStateMachine.Stage {
+    /// Whether a method may be sent, at this stage of the connection, on a channel in phase `channel` (nil: no such
+    /// channel). The rule behind ``ConnectionStateMachine/isUsable(channel:)``, on plain values so that the publish
+    /// path can ask it of the machine's fields without copying the machine.
+    func allowsMethods(on channel: ConnectionStateMachine.ChannelPhase?) -> Bool {
+        guard self == .open || self == .closing else { return false }
+        switch channel {
+        case .opening, .open: return true
+        case .closing, nil: return false
+        }
     }
 }
 
