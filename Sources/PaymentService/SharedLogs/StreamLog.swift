@@ -23,6 +23,12 @@ final class StreamLog: Sendable {
     private let consumer = Mutex<AMQPConsumer?>(nil)
     private let stopped = Mutex(false)
     private let reopen: (@Sendable () async throws -> AMQPChannel)?
+    /// How long a sync marker may take to be read back before the syncs waiting for it fail (retriably).
+    private let markerTimeout: Duration
+
+    /// The default ``markerTimeout``: far above a healthy round trip (milliseconds) and a stream leader's election
+    /// (a second or two), and above the 5 s a publish waits for its confirm.
+    static let defaultMarkerTimeout = Duration.seconds(15)
 
     /// Marks sync markers, which readers skip.
     static let markerHeader = "log-marker"
@@ -45,12 +51,15 @@ final class StreamLog: Sendable {
     /// - Parameters:
     ///   - reopen: Opens a new channel to consume on when the broker ends the consumer (a node lost on a cluster);
     ///     nil: such an end fails the follower.
+    ///   - markerTimeout: How long a sync marker may take to come back (see ``sync()``).
     ///   - onEntry: Called on every entry (markers excluded), in stream order, from one task.
     init(
         name: String, consumeChannel: AMQPChannel, publishChannel: ConfirmedChannel, logger: Logger,
-        reopen: (@Sendable () async throws -> AMQPChannel)? = nil, onEntry: @escaping @Sendable (AMQPDelivery) -> Void
+        reopen: (@Sendable () async throws -> AMQPChannel)? = nil, markerTimeout: Duration = defaultMarkerTimeout,
+        onEntry: @escaping @Sendable (AMQPDelivery) -> Void
     ) {
         self.reopen = reopen
+        self.markerTimeout = markerTimeout
         self.name = name
         self.consumeChannel = consumeChannel
         self.publishChannel = publishChannel
@@ -184,8 +193,9 @@ final class StreamLog: Sendable {
     ///
     /// Concurrent callers share markers: one marker answers everyone who asked before it was appended.
     ///
-    /// - Throws: The follower's failure, the marker's failed publish (retriable), or `CancellationError` when the
-    ///   task is cancelled first.
+    /// - Throws: The follower's failure, the marker's failed publish (retriable), `AMQPError` `timeout` (retriable)
+    ///   when the marker is not read back within the marker timeout, or `CancellationError` when the task is
+    ///   cancelled first.
     func sync() async throws {
         let token = state.withLock { state in
             state.lastToken += 1
@@ -221,10 +231,31 @@ final class StreamLog: Sendable {
                 abandonSync(error as? AMQPError ?? AMQPError(.libraryError, "\(error)"))
             }
         }
+        // A confirmed marker can still never come back: on RabbitMQ 3.10.8, a stream channel whose confirm was lost
+        // with the stream's leader confirms later publishes without storing them. Without a bound, that marker
+        // would keep every sync of this follower waiting for ever, and the handlers behind them with it.
+        Task { [markerTimeout, name] in
+            try? await Task.sleep(for: markerTimeout)
+            abandonSync(
+                AMQPError(.timeout, "the sync marker was not read back from stream \(name) within \(markerTimeout)"),
+                ifStillWaitingFor: marker)
+        }
     }
 
     private func abandonSync(_ error: AMQPError) {
         failWaiters(with: error, permanently: false)
+    }
+
+    /// Fails the syncs waiting now, as ``abandonSync(_:)`` does, if `marker` is still the one on its way.
+    private func abandonSync(_ error: AMQPError, ifStillWaitingFor marker: String) {
+        let waiters = state.withLock { state -> [WaiterList<Void>.Continuation] in
+            guard state.marker == marker else { return [] }
+            state.marker = nil
+            return state.markerWaiters.removeAll() + state.nextWaiters.removeAll()
+        }
+        guard !waiters.isEmpty else { return }
+        logger.warning("stream sync marker lost; the syncs waiting for it fail", metadata: ["stream": "\(name)"])
+        for waiter in waiters { waiter.resume(throwing: error) }
     }
 
     private func markerSeen(_ marker: String) {
