@@ -10,36 +10,32 @@ import XCTest
 /// (RabbitMQ 3.10.8 can confirm a stream publish it never stores) fails the sync retriably instead of holding it, and
 /// every handler behind it, for ever.
 final class StreamLogSyncTests: XCTestCase {
-    private func makeStream(on connection: AMQPConnection) async throws -> String {
+    /// A follower of a new stream, on `connection`.
+    private func makeLog(on connection: AMQPConnection, markerTimeout: Duration) async throws -> StreamLog {
         let stream = "stream-log-sync-\(UInt32.random(in: 0...999_999))"
         try await StreamLog.declare(stream, maxAge: "1h", on: try await connection.openChannel())
-        return stream
+        return StreamLog(
+            name: stream, consumeChannel: try await connection.openChannel(),
+            publishChannel: try await ConfirmedChannel.open(on: connection), logger: Logger(label: "test"),
+            markerTimeout: markerTimeout, onEntry: { _ in })
     }
 
     func testASyncReturnsOnceItsMarkerIsReadBack() async throws {
         let connection = try await PaymentTestBroker.connect(name: "payment-tests-stream-sync")
-        let stream = try await makeStream(on: connection)
-        let log = StreamLog(
-            name: stream, consumeChannel: try await connection.openChannel(),
-            publishChannel: try await ConfirmedChannel.open(on: connection), logger: Logger(label: "test"),
-            markerTimeout: .seconds(10), onEntry: { _ in })
+        let log = try await makeLog(on: connection, markerTimeout: .seconds(10))
         let reader = try await log.start(at: "first")
         try await withTimeout(10, "the sync") { try await log.sync() }
         await log.stop()
         _ = try? await reader.value
-        _ = try await connection.openChannel().deleteQueue(stream)
+        _ = try await connection.openChannel().deleteQueue(log.name)
         try await connection.close()
     }
 
     func testAMarkerThatNeverComesBackFailsTheSyncRetriably() async throws {
         let connection = try await PaymentTestBroker.connect(name: "payment-tests-stream-sync-lost")
-        let stream = try await makeStream(on: connection)
         // Never started: nothing reads the stream, so the marker is stored and confirmed but never read back, which
         // is what a follower sees when the broker confirmed a marker it did not store.
-        let log = StreamLog(
-            name: stream, consumeChannel: try await connection.openChannel(),
-            publishChannel: try await ConfirmedChannel.open(on: connection), logger: Logger(label: "test"),
-            markerTimeout: .milliseconds(500), onEntry: { _ in })
+        let log = try await makeLog(on: connection, markerTimeout: .milliseconds(500))
         let started = ContinuousClock.now
         do {
             try await withTimeout(10, "the sync to give up") { try await log.sync() }
@@ -56,7 +52,7 @@ final class StreamLogSyncTests: XCTestCase {
         } catch let error as AMQPError {
             XCTAssertEqual(error.code, .timeout, "\(error)")
         }
-        _ = try await connection.openChannel().deleteQueue(stream)
+        _ = try await connection.openChannel().deleteQueue(log.name)
         try await connection.close()
     }
 }
