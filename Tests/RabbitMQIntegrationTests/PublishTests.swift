@@ -4,6 +4,13 @@ import RabbitMQTestSupport
 import XCTest
 
 final class PublishTests: BrokerTestCase {
+    /// With tracing off: the tests compare headers exactly, and a tracer another test bootstrapped for the whole
+    /// process (bootstrapping is once per process, and test targets run in no fixed order) would add its own.
+    override func setUp() async throws {
+        connection = try await TestBroker.connect { $0.observability.tracing = false }
+        channel = try await connection.openChannel()
+    }
+
     func testEveryBasicPropertyRoundTrips() async throws {
         let queue = try await channel.declareTestQueue()
         let timestamp = Date(timeIntervalSince1970: 1_700_000_000)
