@@ -32,9 +32,6 @@ enum ClusterScenario {
         let unanswered: Int
     }
 
-    /// Publishes one payment per client and each registration after a random lag of 0 to `maxLag` seconds, with a
-    /// confirm each, as FaultTests' race does; a publish whose connection is lost is published again on the next
-    /// node, so a payment may reach the service twice (the service must cope).
     /// A new channel in confirm mode.
     private static func confirmingChannel(on connection: AMQPConnection) async throws -> AMQPChannel {
         let channel = try await connection.openChannel()
@@ -42,8 +39,15 @@ enum ClusterScenario {
         return channel
     }
 
+    /// Publishes one payment per client and each registration after a random lag of 0 to `maxLag` seconds, with a
+    /// confirm each, as FaultTests' race does; a publish whose connection is lost is published again on the next
+    /// node, so a payment may reach the service twice (the service must cope).
+    ///
+    /// With a `gate`, the last `heldBack` of the messages (a fraction) wait until it opens, and keep their pace
+    /// after it.
     static func publishRace(
-        topology: PaymentTopology, payments: Int, perSecond: Double, maxLag: Int, seed: UInt64
+        topology: PaymentTopology, payments: Int, perSecond: Double, maxLag: Int, seed: UInt64,
+        gate: RaceGate? = nil, heldBack: Double = 0.2
     ) async throws -> Race {
         let connection = try await connect(name: "cluster-test-producer")
         var channel = try await confirmingChannel(on: connection)
@@ -51,8 +55,16 @@ enum ClusterScenario {
             name: "cluster", topology: topology, payments: payments, perSecond: perSecond, maxLag: maxLag, seed: seed)
         var registeredAt: [String: Date] = [:]
         var unanswered = 0
-        for item in race.messages {
-            if item.due > .now { try await Task.sleep(until: item.due) }
+        let gateIndex = gate == nil ? race.messages.count : Int(Double(race.messages.count) * (1 - heldBack))
+        var delayedBy = Duration.zero
+        for (index, item) in race.messages.enumerated() {
+            if index == gateIndex, let gate {
+                let waitedFrom = ContinuousClock.now
+                await gate.wait()
+                delayedBy = max(.zero, ContinuousClock.now - waitedFrom)
+            }
+            let due = item.due + delayedBy
+            if due > .now { try await Task.sleep(until: due) }
             let properties = AMQPProperties(contentType: "application/json", deliveryMode: .persistent, messageID: item.id)
             let givingUp = ContinuousClock.now + .seconds(60)
             while true {

@@ -60,11 +60,13 @@ final class ClusterServiceTests: PaymentScenarioTestCase {
         }
         assertEveryQueueIsReplicatedOnEveryNode()
 
-        // 2,000 payments over 50 s, each registration 0 to 3 s after its payment: long enough for both faults to
-        // land while payments and registrations keep coming (under this load a node takes up to 30 s to start again).
+        // 2,000 payments over 50 s, each registration 0 to 3 s after its payment, while both faults land.
+        // The last fifth waits for the second fault: a node may take 10 to 40 s to start again, and the second kill
+        // must land while payments still come.
         let raceStart = Date()
+        let lastPayments = RaceGate()
         async let published = ClusterScenario.publishRace(
-            topology: topology, payments: 2000, perSecond: 40, maxLag: 3, seed: 2024)
+            topology: topology, payments: 2000, perSecond: 40, maxLag: 3, seed: 2024, gate: lastPayments)
 
         // Fault 1: the node holding the most connections crashes, and comes back.
         try await Task.sleep(for: .seconds(3))
@@ -79,6 +81,7 @@ final class ClusterServiceTests: PaymentScenarioTestCase {
         let second = try await busiestNode(among: TestCluster.nodes.filter { $0 != first })
         let secondKill = Date()
         try await kill(node: second)
+        lastPayments.open()
 
         let race = try await published
         let raceEnd = Date()
