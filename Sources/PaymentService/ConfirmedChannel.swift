@@ -53,9 +53,14 @@ final class ConfirmedChannel: Sendable {
         _ body: Data, exchange: String = "", routingKey: String, properties: AMQPProperties, mandatory: Bool = true
     ) async throws -> Pending {
         let (channel, generation) = state.withLock { ($0.channel, $0.generation) }
-        let confirmation = try await channel.startPublish(
-            body, exchange: exchange, routingKey: routingKey, properties: properties, mandatory: mandatory)
-        return Pending(confirmation: confirmation, generation: generation, what: exchange.isEmpty ? routingKey : exchange)
+        let what = exchange.isEmpty ? routingKey : exchange
+        do {
+            let confirmation = try await channel.startPublish(
+                body, exchange: exchange, routingKey: routingKey, properties: properties, mandatory: mandatory)
+            return Pending(confirmation: confirmation, generation: generation, what: what)
+        } catch let error as AMQPError {
+            throw retriableIfReplaced(error, generation: generation, what: what)
+        }
     }
 
     /// Publishes and waits for the confirm, at most ``ConfirmDeadline/timeout``.
@@ -81,7 +86,24 @@ final class ConfirmedChannel: Sendable {
         } catch let error as AMQPError where error.code == .timeout || error.code == .publishNacked {
             await replace(generation: pending.generation)
             throw error
+        } catch let error as AMQPError {
+            throw retriableIfReplaced(error, generation: pending.generation, what: pending.what)
         }
+    }
+
+    /// A publish on a channel this object replaced meanwhile fails when that channel's close goes through: that is
+    /// the replacement at work, not a fault of the publish, so it is retriable like the timeout that caused it.
+    /// Without this, a publisher that took the old channel just before the switch failed the whole service (seen
+    /// once in ClusterServiceTests: `channelClosed`, "closed by the application").
+    private func retriableIfReplaced(_ error: AMQPError, generation: UInt64, what: String) -> AMQPError {
+        Self.error(error, publishedOn: generation, current: state.withLock { $0.generation }, what: what)
+    }
+
+    /// What a publish's failure becomes: `channelClosed` on a channel generation that is no longer the current one
+    /// turns into a retriable `timeout`; anything else is kept.
+    static func error(_ error: AMQPError, publishedOn generation: UInt64, current: UInt64, what: String) -> AMQPError {
+        guard error.code == .channelClosed, generation != current else { return error }
+        return AMQPError(.timeout, "the channel of a publish to \(what) was replaced and closed; publish again")
     }
 
     private func replace(generation: UInt64) async {
