@@ -20,7 +20,8 @@ struct Consumer: AsyncParsableCommand {
             outcomes to the payment-events exchange. A payment of an unknown client is held up to --hold-time for its \
             registration, then retried after attempt × --retry-step (at most --max-delay), --max-attempts times, then \
             parked in payment-parking-lot. Several instances may run side by side: every payment gets one outcome, \
-            however many copies arrive within --dedupe-window. SIGINT or SIGTERM stop it cleanly. With --http-port it \
+            however many copies arrive within --dedupe-window. SIGINT or SIGTERM stop it cleanly: \
+            running handlers get --shutdown-grace to finish. With --http-port it \
             serves Prometheus metrics on /metrics and probes on /health/live and /health/ready. With --otlp-endpoint \
             it exports traces, as service payment-consumer.
             """)
@@ -64,6 +65,12 @@ struct Consumer: AsyncParsableCommand {
     @Option(help: "How long a claim on a payment holds it for one instance: how long copies wait for an instance that died holding one (at least 5s).")
     var claimLease = DurationArgument(.seconds(10))
 
+    @Option(help: "How long SIGTERM or SIGINT waits for running handlers before cancelling them; their deliveries go back to their queues.")
+    var shutdownGrace = DurationArgument(.seconds(10))
+
+    @Option(help: "With --queue-type quorum: a consumer that received nothing for this long, with nothing in hand, is made anew on a new channel, which hands back deliveries RabbitMQ may have stranded after a queue leader moved (0s: never).")
+    var starvedConsumerLimit = DurationArgument(.seconds(30))
+
     func validate() throws {
         guard maxAttempts >= 0 else { throw ValidationError("--max-attempts cannot be negative") }
         guard retryStep.duration > .zero else { throw ValidationError("--retry-step must be positive") }
@@ -78,6 +85,7 @@ struct Consumer: AsyncParsableCommand {
         guard dedupeWindow.duration > .zero, dedupeWindow.duration <= PaymentTopology.longestDedupeWindow else {
             throw ValidationError("--dedupe-window must be positive and at most 7 days (the streams' retention)")
         }
+        guard shutdownGrace.duration > .zero else { throw ValidationError("--shutdown-grace must be positive") }
         guard claimLease.duration >= PaymentConsumerConfiguration.shortestClaimLease else {
             throw ValidationError("--claim-lease must be at least \(PaymentConsumerConfiguration.shortestClaimLease)")
         }
@@ -99,7 +107,8 @@ struct Consumer: AsyncParsableCommand {
                 delayMode: delayMode, topology: PaymentTopology(prefix: connection.namePrefix, queueType: queueType),
                 hold: HoldPolicy(time: holdTime.duration, maxHeld: maxHeld), prefetch: prefetch,
                 summaryInterval: summaryInterval.duration, dedupeWindow: dedupeWindow.duration,
-                claimLease: claimLease.duration),
+                claimLease: claimLease.duration, shutdownGrace: shutdownGrace.duration,
+                starvedConsumers: StarvedConsumerPolicy(idleLimit: starvedConsumerLimit.duration)),
             logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let traceExport {

@@ -23,6 +23,12 @@ public struct PaymentConsumerConfiguration: Sendable {
     /// How long a claim holds a payment unless settled or released (default 10 s): how long copies wait for an
     /// instance that died holding a claim.
     public var claimLease: Duration
+    /// How long a graceful shutdown waits for the running handlers (default 10 s); after it they are cancelled and
+    /// their deliveries go back to their queues, as if the instance had crashed, so that a stop always ends.
+    public var shutdownGrace: Duration
+    /// When a consumer of a quorum queue that receives nothing is made anew (default: after 30 s with nothing in
+    /// hand); classic queues never are.
+    public var starvedConsumers: StarvedConsumerPolicy
 
     /// One hour: it covers a payment's whole retry schedule (55 s by default, at most `maxAttempts × maxDelay`), the
     /// redelivery of a delivery whose consumer died (RabbitMQ's consumer timeout is 30 min), and a producer's
@@ -46,11 +52,14 @@ public struct PaymentConsumerConfiguration: Sendable {
     ///   - summaryInterval: How often the counters are logged; zero turns it off. Default 30 s.
     ///   - dedupeWindow: How long a settled payment makes later copies duplicates. Default ``defaultDedupeWindow``.
     ///   - claimLease: How long a claim holds a payment. Default 10 s; at least ``shortestClaimLease``.
+    ///   - shutdownGrace: How long a graceful shutdown waits for running handlers. Default 10 s.
+    ///   - starvedConsumers: When a quorum queue's consumer that receives nothing is made anew. Default 30 s.
     public init(
         connection: AMQPConfiguration, policy: RetryPolicy = RetryPolicy(), delayMode: DelayMode = .auto,
         topology: PaymentTopology = PaymentTopology(), hold: HoldPolicy = HoldPolicy(), prefetch: UInt16 = 1000,
         summaryInterval: Duration = .seconds(30), dedupeWindow: Duration = defaultDedupeWindow,
-        claimLease: Duration = .seconds(10)
+        claimLease: Duration = .seconds(10), shutdownGrace: Duration = .seconds(10),
+        starvedConsumers: StarvedConsumerPolicy = StarvedConsumerPolicy(idleLimit: .seconds(30))
     ) {
         self.connection = connection
         self.policy = policy
@@ -61,6 +70,8 @@ public struct PaymentConsumerConfiguration: Sendable {
         self.summaryInterval = summaryInterval
         self.dedupeWindow = dedupeWindow
         self.claimLease = claimLease
+        self.shutdownGrace = shutdownGrace
+        self.starvedConsumers = starvedConsumers
     }
 
     /// Checks what the options cannot check one by one.
@@ -77,6 +88,13 @@ public struct PaymentConsumerConfiguration: Sendable {
         }
         guard claimLease >= Self.shortestClaimLease else {
             throw PaymentServiceError("the claim lease must be at least \(Self.shortestClaimLease), not \(claimLease)")
+        }
+        guard starvedConsumers.idleLimit >= .zero else {
+            throw PaymentServiceError(
+                "the starved-consumer limit cannot be negative, not \(starvedConsumers.idleLimit)")
+        }
+        guard shutdownGrace > .zero else {
+            throw PaymentServiceError("the shutdown grace must be positive, not \(shutdownGrace)")
         }
     }
 }

@@ -9,8 +9,9 @@ import Synchronization
 ///
 /// It uses two connections: one consumes, the other publishes with confirms (outcomes, retries, parked messages),
 /// so that publishing back-pressure never stalls the deliveries. On a graceful shutdown (SIGTERM, SIGINT) it stops
-/// taking deliveries, lets the handlers already running finish and acknowledge, and closes both connections; every
-/// delivery not handled yet goes back to its queue.
+/// taking deliveries, lets the handlers already running finish and acknowledge (for at most
+/// ``PaymentConsumerConfiguration/shutdownGrace``, after which they are cancelled), and closes both connections;
+/// every delivery not handled yet goes back to its queue.
 public final class PaymentConsumerService: Service {
     let configuration: PaymentConsumerConfiguration
     let logger: Logger
@@ -18,8 +19,10 @@ public final class PaymentConsumerService: Service {
     public let metrics: PaymentMetrics
     /// The clients the service knows.
     public let registry = ClientRegistry()
-    private let claims: ClaimBoard
-    private let stopping = Mutex(false)
+    let claims: ClaimBoard
+    let stopping = Mutex(false)
+    /// Deliveries being handled now, for the log line of a shutdown whose grace ran out.
+    let runningHandlers = Atomic<Int>(0)
     /// Where the service is, for ``readiness``.
     let lifecycle = Mutex(Lifecycle())
 
@@ -140,91 +143,6 @@ public final class PaymentConsumerService: Service {
         try await publishConnection.close()
     }
 
-    private func consume(
-        with handler: PaymentHandler, on connection: AMQPConnection, followers: [Task<Void, any Error>],
-        logs: [StreamLog]
-    ) async throws {
-        let topology = configuration.topology
-        var started: [QueueConsumer] = []
-        for queue in [topology.clientsQueue, topology.paymentsQueue, topology.retriesQueue] {
-            let channel = try await connection.openChannel()
-            try await channel.setPrefetch(configuration.prefetch)
-            let consumer = try await channel.consume(queue: queue)
-            let handle: @Sendable (AMQPDelivery) async throws -> Void
-            // Each delivery is handled in its process span: the payment's trace goes on through what it publishes.
-            if queue == topology.clientsQueue {
-                handle = { delivery in
-                    try await delivery.process { _ in try await handler.handleRegistration(delivery) }
-                }
-            } else {
-                handle = { delivery in
-                    try await delivery.process { span in
-                        try await handler.handlePayment(delivery, from: queue, span: span)
-                    }
-                }
-            }
-            started.append(QueueConsumer(consumer: consumer, handle: handle))
-        }
-        let consumers = started
-        // Ready before the line is logged: whoever reads the line may count on the readiness probe answering 200.
-        enter(.consuming)
-        logger.info(
-            "payment consumer running",
-            metadata: [
-                "queues": "\(topology.clientsQueue), \(topology.paymentsQueue), \(topology.retriesQueue)",
-                "prefetch": "\(configuration.prefetch)",
-            ])
-
-        try await withGracefulShutdownHandler {
-            try await withThrowingTaskGroup(of: Bool.self) { group in
-                for queueConsumer in consumers {
-                    group.addTask {
-                        try await self.drain(queueConsumer.consumer, handle: queueConsumer.handle)
-                        return true
-                    }
-                }
-                group.addTask {
-                    await self.forgetExpiredClaims()
-                    return false
-                }
-                for follower in followers {
-                    group.addTask {
-                        do {
-                            try await follower.value
-                        } catch {
-                            self.claims.fail(error)
-                            throw error
-                        }
-                        if !self.stopping.withLock({ $0 }) {
-                            throw PaymentServiceError("a shared stream's consumer ended unexpectedly")
-                        }
-                        return false
-                    }
-                }
-                let summary = Task { await self.logSummaries() }
-                defer { summary.cancel() }
-                var drained = 0
-                while drained < consumers.count, let isDrain = try await group.next() {
-                    if isDrain { drained += 1 }
-                }
-                // The followers are tasks of their own: cancelling the group does not reach them. Their consumers
-                // are cancelled first, so each ends as a stopped follower, whichever consumer it has come to read.
-                for log in logs { await log.stop() }
-                for follower in followers { follower.cancel() }
-                group.cancelAll()
-                try await group.waitForAll()
-            }
-        } onGracefulShutdown: {
-            self.logger.info("shutting down: no new deliveries are taken; running handlers finish")
-            self.stopping.withLock { $0 = true }
-            self.enter(.stopping)
-            self.registry.cancelWaits()
-            Task {
-                for queueConsumer in consumers { try? await queueConsumer.consumer.cancel() }
-            }
-        }
-    }
-
     /// How far back the claims stream is read at start: the dedupe window, plus a lease for claims still live,
     /// plus a minute for clocks that differ.
     private var startOffset: TimeInterval {
@@ -269,7 +187,7 @@ public final class PaymentConsumerService: Service {
     }
 
     /// Forgets settlements that left the dedupe window, now and then, so memory stays bound by the window.
-    private func forgetExpiredClaims() async {
+    func forgetExpiredClaims() async {
         let interval = min(configuration.dedupeWindow, .seconds(60))
         while !Task.isCancelled {
             do {
@@ -278,49 +196,6 @@ public final class PaymentConsumerService: Service {
                 return
             }
             claims.forgetExpired()
-        }
-    }
-
-    /// A consumer and the handler of its queue.
-    private struct QueueConsumer: Sendable {
-        let consumer: AMQPConsumer
-        let handle: @Sendable (AMQPDelivery) async throws -> Void
-    }
-
-    /// Handles one consumer's deliveries, at most `concurrency` at once, until the consumer ends.
-    private func drain(_ consumer: AMQPConsumer, handle: @escaping @Sendable (AMQPDelivery) async throws -> Void)
-        async throws
-    {
-        // The prefetch bounds how many deliveries are in hand, so it also bounds these tasks; a discarding group
-        // forgets each as it finishes, and a handler's non-retriable error ends the consumer.
-        try await withThrowingDiscardingTaskGroup { group in
-            for try await delivery in consumer {
-                // Deliveries already buffered when the shutdown began stay unacknowledged: closing the channel
-                // hands them back to the broker, as if they had never arrived.
-                if stopping.withLock({ $0 }) { continue }
-                group.addTask { try await self.handleOrGiveBack(delivery, handle: handle) }
-            }
-        }
-    }
-
-    /// Runs a handler. A retriable failure (the connection is recovering, the broker refused a publish) gives the
-    /// delivery back to its queue after a pause, so it is tried again without a hot loop; any other failure stops
-    /// the service, which then exits non-zero.
-    private func handleOrGiveBack(
-        _ delivery: AMQPDelivery, handle: @Sendable (AMQPDelivery) async throws -> Void
-    ) async throws {
-        do {
-            try await handle(delivery)
-        } catch let error as AMQPError where error.isRetriable {
-            logger.warning(
-                "handling failed; the delivery goes back to its queue",
-                metadata: [
-                    "error": "\(error)", "queue.routing_key": "\(delivery.routingKey)",
-                    "delivery_tag": "\(delivery.deliveryTag)",
-                ])
-            try? await Task.sleep(for: .seconds(1))
-            // After a recovery this is a no-op: the broker already requeued what the old connection held.
-            try? await delivery.nack(requeue: true)
         }
     }
 
@@ -349,7 +224,7 @@ public final class PaymentConsumerService: Service {
         }
     }
 
-    private func logSummaries() async {
+    func logSummaries() async {
         let interval = configuration.summaryInterval
         guard interval > .zero else { return }
         while !Task.isCancelled {

@@ -13,7 +13,7 @@ final class ClaimTakeoverTests: PaymentScenarioTestCase {
         let consumer = try await startConsumer(["--claim-lease", "5s"])
         let payment = PaymentRequest(paymentId: "takeover-found", clientId: "takeover-client", amount: "1.00", currency: "EUR")
         try await register(payment.clientId, with: consumer)
-        try await writeDeadHoldersClaim(on: payment.paymentId)
+        try await writeClaim(on: payment.paymentId, as: "dead-instance-1")
         try await publishOutcome(PaymentOutcome(
             paymentId: payment.paymentId, clientId: payment.clientId, attempts: 1, outcome: .processed))
         let observer = try await observeOutcomes()
@@ -38,7 +38,7 @@ final class ClaimTakeoverTests: PaymentScenarioTestCase {
         let consumer = try await startConsumer(["--claim-lease", "5s"])
         let payment = PaymentRequest(paymentId: "takeover-none", clientId: "takeover-client-2", amount: "1.00", currency: "EUR")
         try await register(payment.clientId, with: consumer)
-        try await writeDeadHoldersClaim(on: payment.paymentId)
+        try await writeClaim(on: payment.paymentId, as: "dead-instance-1")
         let observer = try await observeOutcomes()
         let copySent = ContinuousClock.now
         try await publishRaw(JSONEncoder().encode(payment), to: topology.paymentsQueue, messageID: payment.paymentId)
@@ -57,19 +57,6 @@ final class ClaimTakeoverTests: PaymentScenarioTestCase {
     }
 
     // MARK: - Helpers
-
-    /// Appends to the claims stream the claim a dead instance would have left: made now, never settled or released.
-    private func writeDeadHoldersClaim(on paymentID: String) async throws {
-        let entry = ClaimRecordCodec.entry([
-            .claim(
-                paymentID: paymentID, claimID: "dead-instance-1",
-                at: Int64((Date().timeIntervalSince1970 * 1000).rounded()))
-        ])
-        let channel = try await broker.openChannel()
-        try await channel.enablePublisherConfirms()
-        try await channel.publish(entry.body, routingKey: topology.claimsLog, properties: entry.properties, mandatory: true)
-        try await channel.close()
-    }
 
     /// Publishes an outcome to `payment-events` as the dead instance did, stamped now.
     private func publishOutcome(_ outcome: PaymentOutcome) async throws {

@@ -163,6 +163,18 @@ class PaymentScenarioTestCase: XCTestCase {
         }
     }
 
+    /// Appends to the claims stream a claim of another instance, made now and never settled or released: what an
+    /// instance that died holding it leaves, or one still at work.
+    func writeClaim(on paymentID: String, as claimID: String) async throws {
+        let entry = ClaimRecordCodec.entry([
+            .claim(paymentID: paymentID, claimID: claimID, at: Int64((Date().timeIntervalSince1970 * 1000).rounded()))
+        ])
+        let channel = try await broker.openChannel()
+        try await channel.enablePublisherConfirms()
+        try await channel.publish(entry.body, routingKey: topology.claimsLog, properties: entry.properties, mandatory: true)
+        try await channel.close()
+    }
+
     /// Publishes a raw body with confirms, to test what the producer would never send.
     func publishRaw(
         _ body: Data, to queue: String, messageID: String, headers: AMQPTable? = nil

@@ -50,4 +50,21 @@ final class PaymentConsumerConfigurationTests: XCTestCase {
         configuration.hold = .off
         XCTAssertNoThrow(try configuration.validate())
     }
+
+    func testTheShutdownGraceMustBePositiveAndTheStarvedConsumerLimitNotNegative() throws {
+        var configuration = try configuration()
+        XCTAssertEqual(configuration.shutdownGrace, .seconds(10))
+        XCTAssertEqual(configuration.starvedConsumers.idleLimit, .seconds(30))
+        configuration.shutdownGrace = .zero
+        XCTAssertThrowsError(try configuration.validate()) { error in
+            XCTAssertTrue("\(error)".contains("shutdown grace"), "\(error)")
+        }
+        configuration.shutdownGrace = .seconds(1)
+        configuration.starvedConsumers = StarvedConsumerPolicy(idleLimit: .seconds(-1))
+        XCTAssertThrowsError(try configuration.validate()) { error in
+            XCTAssertTrue("\(error)".contains("starved-consumer limit"), "\(error)")
+        }
+        configuration.starvedConsumers = .off
+        XCTAssertNoThrow(try configuration.validate())
+    }
 }
