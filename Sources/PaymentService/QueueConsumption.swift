@@ -61,7 +61,9 @@ final class QueueConsumption: Sendable {
     /// Hands every delivery to `deliver`, each in a task of its own, until the consumer ends after ``stop()``;
     /// replaces a starving consumer meanwhile.
     ///
-    /// - Throws: What `deliver` throws (which ends the consuming); the consumer's error when it ends with one.
+    /// - Throws: What `deliver` throws (which ends the consuming); the consumer's error when it ends with one; what
+    ///   making a starving consumer anew throws when it is not retriable (a retriable failure, such as a recovering
+    ///   connection, is tried again every second).
     func run(deliver: @escaping @Sendable (AMQPDelivery) async throws -> Void) async throws {
         while true {
             let subscription = current.withLock { $0 }
@@ -88,7 +90,20 @@ final class QueueConsumption: Sendable {
         let idleFor = starved.activity.idleFor
         // Closing the channel hands back to the queue whatever the broker counts as delivered on it.
         Task { try? await starved.channel.close() }
-        let fresh = try await Self.subscribe(queue, on: connection, prefetch: prefetch)
+        let fresh: Subscription
+        while true {
+            do {
+                fresh = try await Self.subscribe(queue, on: connection, prefetch: prefetch)
+                break
+            } catch let error as AMQPError where error.isRetriable {
+                // The connection is recovering: the queue has no consumer until it is back, so keep trying.
+                logger.warning(
+                    "could not make a starving consumer anew; trying again in 1 s",
+                    metadata: ["queue": "\(queue)", "error": "\(error)"])
+                guard !stopped.withLock({ $0 }) else { return false }
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
         let replaced = stopped.withLock { stopped -> Bool in
             guard !stopped else { return false }
             current.withLock { $0 = fresh }

@@ -23,6 +23,7 @@ final class ShutdownGraceTests: PaymentScenarioTestCase {
         let stopping = ContinuousClock.now
         await stop(consumer)
         let stoppedAfter = ContinuousClock.now - stopping
+        print("shutdown grace 2 s: exited \(stoppedAfter) after SIGTERM")
         XCTAssertGreaterThanOrEqual(stoppedAfter, .milliseconds(1900), "stopped before the grace was over")
         XCTAssertLessThan(stoppedAfter, .seconds(10), "the grace is 2 s")
         XCTAssertEqual(consumer.logLines(containing: "shutdown grace over", "handlers=1"), 1, consumer.stderrTail)
