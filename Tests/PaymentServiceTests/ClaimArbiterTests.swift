@@ -72,7 +72,29 @@ final class ClaimArbiterTests: XCTestCase {
         XCTAssertEqual(
             arbiter.apply(.claim(paymentID: "p", claimID: "b-2", at: 10_000)),
             .verdict(claimID: "b-2", .won(replacing: .init(claimID: "a-1", at: 0))))
-        XCTAssertEqual(arbiter.holder(of: "p"), .init(claimID: "b-2", at: 10_000))
+        XCTAssertEqual(arbiter.holder(of: "p"), .init(claimID: "b-2", at: 10_000, lineStart: 0))
+    }
+
+    func testATakeoverOfATakeoverLooksBackToTheFirstExpiredClaim() {
+        var arbiter = arbiter()
+        _ = arbiter.apply(.claim(paymentID: "p", claimID: "a-1", at: 1_000))
+        // a-1's holder died (perhaps after publishing the outcome); b-1 takes over and dies too.
+        XCTAssertEqual(
+            arbiter.apply(.claim(paymentID: "p", claimID: "b-1", at: 12_000)),
+            .verdict(claimID: "b-1", .won(replacing: .init(claimID: "a-1", at: 1_000))))
+        guard case .verdict(_, .won(let replaced)) = arbiter.apply(.claim(paymentID: "p", claimID: "c-1", at: 23_000))
+        else { return XCTFail("c-1 did not win") }
+        XCTAssertEqual(replaced?.claimID, "b-1")
+        XCTAssertEqual(replaced?.lineStart, 1_000, "c-1 must look for an outcome from a-1's claim on")
+
+        // A release ends the line: the next winner took nothing over.
+        _ = arbiter.apply(.release(paymentID: "p", claimID: "c-1"))
+        XCTAssertEqual(
+            arbiter.apply(.claim(paymentID: "p", claimID: "d-1", at: 24_000)),
+            .verdict(claimID: "d-1", .won(replacing: nil)))
+        let next = arbiter.apply(.claim(paymentID: "p", claimID: "e-1", at: 35_000))
+        guard case .verdict(_, .won(let afterRelease)) = next else { return XCTFail("e-1 did not win: \(next)") }
+        XCTAssertEqual(afterRelease?.lineStart, 24_000)
     }
 
     func testForgettingKeepsOnlyWhatCanStillDecideAVerdict() {

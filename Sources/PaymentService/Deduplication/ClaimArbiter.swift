@@ -9,8 +9,8 @@
 /// 2. Another claim of *p*, made less than `lease` before *t*, is neither settled nor released →
 ///    ``Verdict/heldBy(_:)``: wait for it.
 /// 3. Otherwise the claim wins; if it replaces an expired claim (its holder presumably died),
-///    ``Verdict/won(replacing:)`` names that claim, so the winner can look for an outcome the holder published
-///    before it died.
+///    ``Verdict/won(replacing:)`` names that claim, so the winner can look for an outcome the holder (or any holder
+///    it had itself taken over from, back to ``Holder/lineStart``) published before it died.
 struct ClaimArbiter: Sendable {
     /// A claim that holds a payment.
     struct Holder: Sendable, Equatable {
@@ -18,15 +18,22 @@ struct ClaimArbiter: Sendable {
         var claimID: String
         /// When it was made (milliseconds since 1970, on its writer's clock).
         var at: Int64
+        /// When the first claim of the unbroken line of takeovers that ends in this one was made: each holder in the
+        /// line may have published the outcome and died before settling, so a winner that takes the line over
+        /// looks for an outcome from here, not from the last holder's claim (a payment was processed twice under
+        /// FaultTests when the second of two dead holders had taken over from the first).
+        var lineStart: Int64
 
         /// Creates a holder.
         ///
         /// - Parameters:
         ///   - claimID: The claim's id.
         ///   - at: When the claim was made, in milliseconds since 1970 on its writer's clock.
-        init(claimID: String, at: Int64) {
+        ///   - lineStart: When the first claim of its line of takeovers was made; nil when it took nothing over.
+        init(claimID: String, at: Int64, lineStart: Int64? = nil) {
             self.claimID = claimID
             self.at = at
+            self.lineStart = lineStart ?? at
         }
     }
 
@@ -102,7 +109,9 @@ struct ClaimArbiter: Sendable {
             if let previous, at - previous.at < leaseMilliseconds {
                 return .verdict(claimID: claimID, .heldBy(previous))
             }
-            holders[key] = Holder(claimID: claimID, at: at)
+            // A release or a settlement ends a line (neither leaves an outcome behind unsettled); an expired
+            // holder continues it.
+            holders[key] = Holder(claimID: claimID, at: at, lineStart: previous?.lineStart)
             return .verdict(claimID: claimID, .won(replacing: previous))
         case .settle(let paymentID, _, let outcome, let at):
             let key = IDDigest(paymentID)

@@ -128,7 +128,7 @@ final class PaymentHandler: Sendable {
         var facts: PaymentFacts
         /// This delivery's winning claim, once it has one.
         var heldClaim: ClaimArbiter.Holder?
-        /// When the expired claim this delivery's claim replaced was made.
+        /// When the first claim of the line of expired claims this delivery's claim took over was made.
         var replacedClaimAt: Int64?
         /// Whether the outcome's publish has started: from then on the outcome may exist even if the publish fails.
         var outcomeMayBeOut = false
@@ -207,7 +207,7 @@ final class PaymentHandler: Sendable {
         case .won(let replaced):
             handling.heldClaim = ClaimArbiter.Holder(claimID: claimID, at: at)
             handling.facts.claim = .won(replacedExpiredClaim: replaced != nil)
-            handling.replacedClaimAt = replaced?.at
+            handling.replacedClaimAt = replaced?.lineStart
         }
         refresh(&handling)
     }
