@@ -125,7 +125,10 @@ extension PaymentConsumerService {
                 }
                 // The followers are tasks of their own: cancelling the group does not reach them. Their consumers
                 // are cancelled first, so each ends as a stopped follower, whichever consumer it has come to read.
-                await Self.stopFollowing(logs, within: .seconds(5))
+                // At most 5 s each: a broker that never answers a basic.cancel must not hold the shutdown.
+                await withTaskGroup(of: Void.self) { stops in
+                    for log in logs { stops.addTask { await log.stop(waitingAtMost: .seconds(5)) } }
+                }
                 for follower in followers { follower.cancel() }
                 group.cancelAll()
                 try await group.waitForAll()
@@ -137,23 +140,6 @@ extension PaymentConsumerService {
             self.registry.cancelWaits()
             Task {
                 for queueConsumer in consumers { await queueConsumer.consumption.stop() }
-            }
-        }
-    }
-
-    /// Cancels the stream followers' consumers, waiting at most `limit` for each: a broker that never answers a
-    /// `basic.cancel` must not hold the shutdown (the follower's task is cancelled next, which ends its reading).
-    private static func stopFollowing(_ logs: [StreamLog], within limit: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            for log in logs {
-                group.addTask {
-                    await withTaskGroup(of: Void.self) { race in
-                        race.addTask { await log.stop() }
-                        race.addTask { try? await Task.sleep(for: limit) }
-                        await race.next()
-                        race.cancelAll()
-                    }
-                }
             }
         }
     }

@@ -166,6 +166,9 @@ final class RunningProgram: Sendable {
             stderr: stderr)
     }
 
+    /// Where the files that hold the program's output are.
+    var outputPath: String { outputDirectory.path }
+
     /// Deletes the files that hold the program's output.
     func removeOutput() {
         try? FileManager.default.removeItem(at: outputDirectory)

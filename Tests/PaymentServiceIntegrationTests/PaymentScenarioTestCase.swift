@@ -37,7 +37,14 @@ class PaymentScenarioTestCase: XCTestCase {
         for consumer in consumers where consumer.isRunning {
             await stop(consumer)
         }
-        for consumer in consumers { consumer.removeOutput() }
+        if (testRun?.totalFailureCount ?? 0) > 0 {
+            // Kept, and their ends printed, so that a failure in CI shows what the consumers were doing.
+            for consumer in consumers {
+                print("\(consumer.name)'s log (\(consumer.outputPath)) ends with:\n\(consumer.stderrTail)")
+            }
+        } else {
+            for consumer in consumers { consumer.removeOutput() }
+        }
         consumers = []
         for observer in observers { await observer.close() }
         observers = []

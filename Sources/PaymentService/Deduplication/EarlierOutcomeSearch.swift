@@ -38,7 +38,10 @@ struct EarlierOutcomeSearch: Sendable {
             let task = try await reader.start(at: .timestamp(sinceDate.addingTimeInterval(-Self.lookBehind)))
             try await reader.sync()
             // The reader ends once the cancel is through; closing its channel before then could race its last ack.
-            await reader.stop()
+            // A cancel the broker does not answer in 5 s must not hold the payment's handler: the reading task
+            // is cancelled then, which ends it.
+            await reader.stop(waitingAtMost: .seconds(5))
+            task.cancel()
             _ = try? await task.value
             try? await channel.close()
         } catch {

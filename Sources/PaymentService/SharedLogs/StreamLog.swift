@@ -184,6 +184,17 @@ final class StreamLog: Sendable {
         try? await consumer?.cancel()
     }
 
+    /// ``stop()``, waiting at most `limit` for the broker to answer the consumer's cancel: a broker that never
+    /// answers must not hold whoever stops it. Its owner then cancels the reading task, which ends its reading.
+    func stop(waitingAtMost limit: Duration) async {
+        await withTaskGroup(of: Void.self) { race in
+            race.addTask { await self.stop() }
+            race.addTask { try? await Task.sleep(for: limit) }
+            await race.next()
+            race.cancelAll()
+        }
+    }
+
     /// Appends an entry to the stream and waits for the broker's confirm.
     func append(_ body: Data, properties: AMQPProperties) async throws {
         try await publishChannel.publish(body, routingKey: name, properties: properties)
