@@ -34,20 +34,26 @@ struct EarlierOutcomeSearch: Sendable {
                 else { return }
                 found.withLock { $0 = outcome.outcome }
             })
+        var reading: Task<Void, any Error>?
         do {
-            let task = try await reader.start(at: .timestamp(sinceDate.addingTimeInterval(-Self.lookBehind)))
+            reading = try await reader.start(at: .timestamp(sinceDate.addingTimeInterval(-Self.lookBehind)))
             try await reader.sync()
-            // The reader ends once the cancel is through; closing its channel before then could race its last ack.
-            // A cancel the broker does not answer in 5 s must not hold the payment's handler: the reading task
-            // is cancelled then, which ends it.
-            await reader.stop(waitingAtMost: .seconds(5))
-            task.cancel()
-            _ = try? await task.value
-            try? await channel.close()
         } catch {
-            try? await channel.close()
+            // The reader may still be reading, and acknowledging entries: it ends before its channel closes.
+            await Self.end(reader, reading, on: channel)
             throw error
         }
+        await Self.end(reader, reading, on: channel)
         return found.withLock { $0 }
+    }
+
+    /// Stops a reader and closes its channel once its reading has ended: closing the channel before then could
+    /// race its last acknowledgement. A cancel the broker does not answer in 5 s must not hold the payment's
+    /// handler: the reading task is cancelled then, which ends it.
+    private static func end(_ reader: StreamLog, _ reading: Task<Void, any Error>?, on channel: AMQPChannel) async {
+        await reader.stop(waitingAtMost: .seconds(5))
+        reading?.cancel()
+        _ = try? await reading?.value
+        try? await channel.close()
     }
 }

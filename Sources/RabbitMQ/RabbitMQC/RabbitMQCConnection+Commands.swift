@@ -87,7 +87,7 @@ extension RabbitMQCConnection {
         var byChannel: [UInt16: [AcknowledgeRequest]] = [:]
         for request in requests { byChannel[request.channelID, default: []].append(request) }
         for (channelID, group) in byChannel {
-            guard let channel = channels[channelID],
+            guard let channel = channels[channelID], machine.stage.allowsMethods(on: machine.channels[channelID]),
                 group.allSatisfy({ $0.epoch == nil || $0.epoch == channel.epoch })
             else {
                 for request in group { acknowledge(request) }
@@ -111,7 +111,11 @@ extension RabbitMQCConnection {
     }
 
     private func acknowledge(_ request: AcknowledgeRequest) {
-        guard let channel = channels[request.channelID], !isRecovering else {
+        // Not once the channel's close went out either: the broker answers a method on a channel it has closed with
+        // 504 CHANNEL_ERROR, which ends the whole connection (seen in FaultTests), and it requeues those deliveries.
+        guard let channel = channels[request.channelID], !isRecovering,
+            machine.stage.allowsMethods(on: machine.channels[request.channelID])
+        else {
             logger.debug(
                 "acknowledgement of a delivery on a closed channel ignored",
                 metadata: ["amqp.channel": "\(request.channelID)", "amqp.delivery_tag": "\(request.deliveryTag)"])
