@@ -62,14 +62,14 @@ extension PaymentConsumerService {
 
     /// Waits for a graceful shutdown, then for the grace; throws ``ShutdownGraceOver`` if both pass before the task
     /// is cancelled (which it is once everything has drained).
-    private func endShutdownGrace() async throws {
+    private func endShutdownGrace(consumers: [QueueConsumer]) async throws {
         do {
             try await gracefulShutdown()
             try await Task.sleep(for: configuration.shutdownGrace)
         } catch {
             return
         }
-        throw ShutdownGraceOver(runningHandlers: runningHandlers.load(ordering: .relaxed))
+        throw ShutdownGraceOver(runningHandlers: consumers.map(\.consumption.handlingCount).reduce(0, +))
     }
 
     private func drainUntilShutdown(
@@ -94,7 +94,7 @@ extension PaymentConsumerService {
                     return false
                 }
                 group.addTask {
-                    try await self.endShutdownGrace()
+                    try await self.endShutdownGrace(consumers: consumers)
                     return false
                 }
                 for follower in followers {
@@ -156,8 +156,6 @@ extension PaymentConsumerService {
     private func handleOrGiveBack(
         _ delivery: AMQPDelivery, handle: @Sendable (AMQPDelivery) async throws -> Void
     ) async throws {
-        runningHandlers.add(1, ordering: .relaxed)
-        defer { runningHandlers.subtract(1, ordering: .relaxed) }
         do {
             try await handle(delivery)
         } catch is CancellationError {

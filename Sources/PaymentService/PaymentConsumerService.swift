@@ -21,8 +21,6 @@ public final class PaymentConsumerService: Service {
     public let registry = ClientRegistry()
     let claims: ClaimBoard
     let stopping = Mutex(false)
-    /// Deliveries being handled now, for the log line of a shutdown whose grace ran out.
-    let runningHandlers = Atomic<Int>(0)
     /// Where the service is, for ``readiness``.
     let lifecycle = Mutex(Lifecycle())
 

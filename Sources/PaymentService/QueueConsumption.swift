@@ -52,6 +52,9 @@ final class QueueConsumption: Sendable {
         return Subscription(channel: channel, consumer: try await channel.consume(queue: queue))
     }
 
+    /// How many of its deliveries are being handled now.
+    var handlingCount: Int { current.withLock { $0.activity.handlingCount } }
+
     /// Stops taking deliveries: cancels the consumer, so that ``run(deliver:)`` returns once its handlers are done.
     func stop() async {
         stopped.withLock { $0 = true }
